@@ -1,0 +1,67 @@
+"""Runs a product's graph for one job, durably: the checkpointer's thread id is the job id.
+
+A redelivered job (worker killed, task re-queued) finds the job's checkpoint and resumes at the
+last completed node, so finished nodes are neither re-run nor billed twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import RunnableConfig
+from modelyard_registry.settings import Settings, get_settings
+
+from .checkpoints import checkpointer
+from .contract import NodeContext
+
+if TYPE_CHECKING:
+    from .contract import Product
+
+
+def _model_call(ctx: Any) -> Any:
+    counter: dict[str, int] = {}
+
+    def call(spec: Any, request: Any, validator: Any = None, *, node: str) -> Any:
+        counter[node] = counter.get(node, 0) + 1
+        return ctx.cascade.run(
+            spec,
+            request,
+            validator,
+            request_id=f"{ctx.job_id}:{node}:{counter[node]}",
+            job_id=ctx.job_id,
+            team_id=getattr(ctx, "team_id", None),
+            node=node,
+        )
+
+    return call
+
+
+def run_product(
+    product: Product,
+    input_data: dict[str, Any],
+    ctx: Any,
+    *,
+    interrupt_after: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Validate, run (or resume) the graph, and shape its final state as the product's output."""
+    parsed = product.input_model.model_validate(input_data)
+    settings: Settings = getattr(ctx, "settings", None) or get_settings()
+    context = NodeContext(
+        call=_model_call(ctx),
+        emit=getattr(ctx, "progress", lambda _e: None),
+        options=dict(getattr(ctx, "options", None) or {}),
+    )
+    config: RunnableConfig = {"configurable": {"thread_id": str(ctx.job_id)}}
+    with checkpointer(settings) as saver:
+        graph = product.build_graph().compile(checkpointer=saver)
+        snapshot = graph.get_state(config)
+        if snapshot.values and not snapshot.next:
+            return product.output(dict(snapshot.values))  # finished before: nothing to redo
+        start = None if snapshot.next else product.initial_state(parsed)
+        if start is None:
+            context.emit({"type": "resumed", "next": list(snapshot.next)})
+        final = graph.invoke(start, config, context=context, interrupt_after=interrupt_after)
+        if interrupt_after and graph.get_state(config).next:
+            return {}
+        return product.output(dict(final))

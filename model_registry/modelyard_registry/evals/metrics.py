@@ -1,0 +1,228 @@
+"""Scoring one answer against its gold, and the interval around a suite's mean.
+
+Every per-item score lies in [0, 1].  ``classify`` and ``qa`` are right or wrong (accuracy-type:
+Wilson score interval); ``extract`` (share of gold fields right) and ``summarize`` (share of key
+facts covered) are means of fractions (percentile bootstrap interval, fixed seed so a re-run of
+the same answers gives the same interval).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import string
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from ..validators import extract_label
+
+Z95 = 1.959963984540054
+BOOTSTRAP_RESAMPLES = 2000
+
+METRICS: dict[str, str] = {
+    "classify": "accuracy",
+    "extract": "field_accuracy",
+    "summarize": "key_fact_coverage",
+    "qa": "fuzzy_match",
+}
+BINARY_KINDS = frozenset({"classify", "qa"})
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+_STOPWORDS_TEXT = (
+    "a an the of to in on at for by with and or is are was were be been it its this that these "
+    "those as from has have had will would can could should may might do does did not no but "
+    "if then than so such their there they them he she his her we our you your i"
+)
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+
+# --- normalisation -----------------------------------------------------------------------------
+
+
+def normalize_text(text: str) -> str:
+    """SQuAD-style: case-folded, accents and punctuation stripped, articles dropped."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    text = text.lower()
+    text = "".join(" " if ch in string.punctuation else ch for ch in text)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def tokens(text: str) -> list[str]:
+    return normalize_text(text).split()
+
+
+def _stem(token: str) -> str:
+    """Very light stemming so "refunds" covers "refund"; enough for key-fact matching."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(token) > len(suffix) + 2 and token.endswith(suffix):
+            return token[: -len(suffix)]
+    return token
+
+
+def content_tokens(text: str) -> list[str]:
+    lowered = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    return [_stem(t) for t in _TOKEN.findall(lowered) if t not in STOPWORDS]
+
+
+# --- per-item scores ---------------------------------------------------------------------------
+
+
+def score_classify(output: str, item: dict[str, Any]) -> float:
+    """1 when the label (raw text or ``{"label": ...}``) equals the gold, case-insensitively."""
+    return float(extract_label(output).casefold() == str(item["gold"]).strip().casefold())
+
+
+def _same(pred: Any, gold: Any) -> bool:
+    if gold is None:
+        return pred is None or pred == ""
+    if isinstance(gold, bool) or isinstance(pred, bool):
+        return pred is gold or normalize_text(str(pred)) == normalize_text(str(gold))
+    if isinstance(gold, int | float) and not isinstance(gold, bool):
+        try:
+            return math.isclose(float(str(pred).replace(",", "")), float(gold), rel_tol=1e-6,
+                                abs_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(gold, list):
+        if not isinstance(pred, list) or len(pred) != len(gold):
+            return False
+        remaining = list(pred)
+        for g in gold:  # order-insensitive
+            match = next((i for i, p in enumerate(remaining) if _same(p, g)), None)
+            if match is None:
+                return False
+            remaining.pop(match)
+        return True
+    if isinstance(gold, dict):
+        return isinstance(pred, dict) and all(_same(pred.get(k), v) for k, v in gold.items())
+    return normalize_text(str(pred)) == normalize_text(str(gold))
+
+
+def score_extract(output: str, item: dict[str, Any]) -> float:
+    """Share of gold fields whose value matches (normalised strings, numbers, unordered lists)."""
+    gold = item["gold"]
+    try:
+        pred = json.loads(output)
+    except json.JSONDecodeError:
+        return 0.0
+    if not isinstance(pred, dict) or not isinstance(gold, dict) or not gold:
+        return float(_same(pred, gold))
+    return sum(_same(pred.get(k), v) for k, v in gold.items()) / len(gold)
+
+
+def fact_covered(fact: str, summary_tokens: set[str], threshold: float = 0.67) -> bool:
+    """A key fact is covered when >= 2/3 of its content words appear in the summary."""
+    words = content_tokens(fact)
+    if not words:
+        return True
+    return sum(w in summary_tokens for w in words) / len(words) >= threshold
+
+
+def score_summarize(output: str, item: dict[str, Any]) -> float:
+    """Share of the item's key facts the summary covers (see ``fact_covered``)."""
+    facts = item["key_facts"]
+    if not facts:
+        return 0.0
+    summary = set(content_tokens(output))
+    return sum(fact_covered(f, summary) for f in facts) / len(facts)
+
+
+def rouge_l_f1(candidate: str, reference: str) -> float:
+    """ROUGE-L F1 over normalised tokens (reported beside coverage, not stored)."""
+    a, b = tokens(candidate), tokens(reference)
+    if not a or not b:
+        return 0.0
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b, start=1):
+            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+        previous = current
+    lcs = previous[-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(pred: str, gold: str) -> float:
+    p, g = tokens(pred), tokens(gold)
+    if not p or not g:
+        return float(p == g)
+    common = 0
+    pool = list(g)
+    for t in p:
+        if t in pool:
+            pool.remove(t)
+            common += 1
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def qa_match(pred: str, gold: str) -> bool:
+    """Fuzzy match of a short answer against one gold answer.
+
+    Equal after normalisation, token F1 >= 0.8, or the gold answer appears whole in a short
+    prediction (at most 8 extra words: "It lasts 24 months." passes for "24 months", a copied
+    paragraph does not).
+    """
+    p, g = normalize_text(pred), normalize_text(gold)
+    if not g:
+        return False
+    if p == g or token_f1(p, g) >= 0.8:
+        return True
+    return f" {g} " in f" {p} " and len(p.split()) <= len(g.split()) + 8
+
+
+def score_qa(output: str, item: dict[str, Any]) -> float:
+    answer = output.strip().splitlines()[0] if output.strip() else ""
+    return float(any(qa_match(answer, a) for a in item["answers"]))
+
+
+SCORERS = {
+    "classify": score_classify,
+    "extract": score_extract,
+    "summarize": score_summarize,
+    "qa": score_qa,
+}
+
+
+# --- intervals ---------------------------------------------------------------------------------
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion: sane at 0, 1 and small n, unlike the Wald one."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_interval(
+    values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean (seeded: reproducible)."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 1.0
+    if n == 1 or min(values) == max(values):
+        return float(min(values)), float(max(values))
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))]
+
+
+def interval(kind: str, values: Sequence[float]) -> tuple[float, float]:
+    if kind in BINARY_KINDS:
+        return wilson_interval(sum(values), len(values))
+    return bootstrap_interval(values)

@@ -1,0 +1,123 @@
+"""Registering OpenAI-compatible endpoints (vLLM & co.) and tracking whether they answer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+from sqlmodel import Session
+
+from .catalog import (
+    Backend,
+    Capability,
+    ModelCreate,
+    ModelEntry,
+    add_model,
+    find_model,
+    get_model,
+    list_models,
+    record_health,
+    validate_base_url,
+    validate_response_format,
+    validate_slug,
+)
+from .errors import Conflict, InvalidInput
+from .runtimes.openai_compat import check_health
+from .settings import Settings
+
+DEFAULT_REMOTE_CAPABILITIES = [Capability.chat.value, Capability.json_schema.value]
+
+
+def served_models(base_url: str, api_key: str | None, timeout_s: float) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    response = httpx.get(f"{base_url}/models", headers=headers, timeout=timeout_s)
+    response.raise_for_status()
+    data = response.json().get("data", [])
+    return [d for d in data if isinstance(d, dict)]
+
+
+def register_remote(
+    session: Session,
+    settings: Settings,
+    *,
+    name: str,
+    base_url: str,
+    served_name: str,
+    api_key_env: str | None = None,
+    api_key: str | None = None,
+    price_in: float = 0.0,
+    price_out: float = 0.0,
+    context_length: int | None = None,
+    capabilities: list[str] | None = None,
+    response_format: str = "json_schema",
+    check: bool = True,
+) -> ModelEntry:
+    """Refuse an endpoint that does not answer (unless ``check`` is off): fail at add, not later."""
+    validate_slug(name)
+    base_url = validate_base_url(base_url)
+    validate_response_format(response_format)
+    if find_model(session, name) is not None:
+        raise Conflict(f"a model named {name!r} already exists", field="name")
+    if api_key_env and api_key is None:
+        api_key = os.environ.get(api_key_env)
+    health = "unknown"
+    if check:
+        ok, error = check_health(base_url, api_key, settings.health_timeout_s)
+        if not ok:
+            raise InvalidInput(
+                f"endpoint check failed: {error} (use --no-check to register it anyway)",
+                field="base_url",
+            )
+        served = served_models(base_url, api_key, settings.health_timeout_s)
+        ids = [str(d.get("id")) for d in served]
+        match = next((d for d in served if d.get("id") == served_name), None)
+        if match is None:
+            raise InvalidInput(
+                f"{base_url} does not serve {served_name!r} "
+                f"(it serves: {', '.join(ids) or 'none'})",
+                field="served_name",
+            )
+        context_length = context_length or _int(match.get("max_model_len"))
+        health = "healthy"
+    entry = add_model(
+        session,
+        ModelCreate(
+            name=name,
+            backend=Backend.openai_compatible,
+            base_url=base_url,
+            served_name=served_name,
+            api_key_env=api_key_env,
+            price_in=price_in,
+            price_out=price_out,
+            context_length=context_length,
+            capabilities=capabilities or DEFAULT_REMOTE_CAPABILITIES,
+            response_format=response_format,
+        ),
+    )
+    if health == "healthy":
+        record_health(session, name, True)
+    return entry
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def refresh_health(
+    session: Session, settings: Settings, name: str | None = None
+) -> dict[str, tuple[bool, str | None]]:
+    """Probe remote models (one, or all) and store the result the router reads."""
+    entries = [get_model(session, name)] if name else list_models(session)
+    results: dict[str, tuple[bool, str | None]] = {}
+    for entry in entries:
+        if entry.backend != Backend.openai_compatible or not entry.base_url:
+            continue
+        key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
+        ok, error = check_health(entry.base_url, key, settings.health_timeout_s)
+        record_health(session, entry.name, ok, error)
+        results[entry.name] = (ok, error)
+    return results

@@ -1,0 +1,140 @@
+"""The one settings object for every Modelyard process.
+
+Read once from the environment (prefix ``MODELYARD_``; a few well-known names such as
+``DATABASE_URL`` and ``REDIS_URL`` are read as they are, because that is what operators and
+container platforms already set).  Everything has an embedded default so a fresh machine works.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _physical_cores() -> int:
+    """Physical cores, because llama.cpp slows down on hyper-threads."""
+    try:
+        pairs = set()
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            phys = core = None
+            for line in f:
+                if line.startswith("physical id"):
+                    phys = line.split(":")[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":")[1].strip()
+                elif not line.strip() and core is not None:
+                    pairs.add((phys, core))
+                    phys = core = None
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+class Settings(BaseSettings):
+    """Configuration for the registry, runtimes, router and platform."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.modelyard"), description="Catalogue and model cache.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MODELYARD_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL; SQLite under `home` when unset.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MODELYARD_REDIS_URL", "REDIS_URL"),
+        description="Broker and results; an embedded redis-server when unset.",
+    )
+
+    # llama.cpp runtime
+    ram_budget_mb: int = Field(default=4096, description="RAM the model pool may hold.")
+    n_threads: int = Field(default_factory=_physical_cores)
+    n_gpu_layers: int = Field(default=-1, description="-1 offloads all layers when supported.")
+    n_ctx: int = Field(default=4096, description="Context window per loaded model (capped).")
+
+    # remote runtime
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 120.0
+    max_retries: int = Field(default=2, description="Retries on 5xx / connection errors only.")
+    health_timeout_s: float = 3.0
+
+    # routing
+    machine_cost_per_hour: float = Field(
+        default=0.10, description="USD per hour of this machine; prices local models."
+    )
+    unmeasured_tokens_per_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Generation speed assumed for a local model with no measured Score yet "
+        "(deliberately slow, so an unmeasured model is not priced as cheap).",
+    )
+    prefill_factor: float = Field(
+        default=8.0,
+        gt=0,
+        description="Prompt processing speed as a multiple of generation speed, used only when "
+        "a model's Scores do not let us derive its measured prefill rate.",
+    )
+
+    # agents
+    doc_max_chars: int = Field(default=200_000, description="Largest doc-summary input.")
+    summary_chunk_tokens: int = Field(default=1024, description="Tokens per summarised chunk.")
+    summary_overlap_tokens: int = Field(default=96, description="Tokens repeated across chunks.")
+
+    # platform (API, jobs)
+    max_body_bytes: int = Field(default=2_000_000, gt=0, description="Largest request body.")
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="Requests per API key per minute (0: no limit)."
+    )
+    job_soft_time_limit_s: float = Field(default=900, gt=0, description="Job fails after this.")
+    job_time_limit_s: float = Field(default=960, gt=0, description="Worker child killed after.")
+    job_max_attempts: int = Field(
+        default=3, ge=1, description="Deliveries of one job (worker deaths included) before fail."
+    )
+    job_max_retries: int = Field(default=3, ge=0, description="Retries on transient errors.")
+    job_lease_s: float = Field(
+        default=30, gt=0, description="A running job whose worker stops renewing its lease for "
+        "this long is handed to another worker."
+    )
+    reconcile_interval_s: float = Field(default=10, gt=0, description="Reconciler period.")
+    requeue_after_s: float = Field(
+        default=60, gt=0, description="A job queued this long with no worker is re-enqueued."
+    )
+    broker_visibility_timeout_s: int = Field(
+        default=3600, gt=0, description="Redis broker: unacked messages return after this."
+    )
+    worker_concurrency: int = Field(
+        default=2, ge=1, description="Worker processes per `yard worker`."
+    )
+
+    session_secret: str | None = Field(
+        default=None, description="Signs web session cookies; when unset, a random secret is "
+        "generated once and kept in `home` (mode 0600)."
+    )
+
+    @cached_property
+    def home_dir(self) -> Path:
+        path = self.home.expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def models_dir(self) -> Path:
+        path = self.home_dir / "models"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'modelyard.db'}"
+
+
+def get_settings() -> Settings:
+    """Build settings from the current environment (no global cache: tests change it)."""
+    return Settings()

@@ -1,0 +1,116 @@
+"""Checks that decide whether a cascade accepts a completion or escalates to the next model.
+
+A validator is any callable ``(completion) -> (ok, reason)``; products pass their own checks the
+same way.  The ones here cover what a router can check without knowing the product: JSON that
+obeys a schema, a label from a fixed set, and confidence from token log-probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from jsonschema import Draft202012Validator
+
+from .runtimes.base import Completion
+
+
+class Validator(Protocol):
+    def __call__(self, completion: Completion, /) -> tuple[bool, str]: ...
+
+
+def json_schema_validator(schema: dict[str, Any]) -> Validator:
+    """Accept text that parses as JSON and validates against ``schema``."""
+    checker = Draft202012Validator(schema)
+
+    def check(completion: Completion) -> tuple[bool, str]:
+        try:
+            data = json.loads(completion.text)
+        except json.JSONDecodeError as exc:
+            return False, f"not JSON: {exc.msg} at char {exc.pos}"
+        error = next(iter(checker.iter_errors(data)), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+            return False, f"schema violation at {where}: {error.message}"
+        return True, "valid against the JSON schema"
+
+    return check
+
+
+def extract_label(text: str) -> str:
+    """The label in a completion: raw text, a JSON string, or ``{"label": ...}`` JSON."""
+    stripped = text.strip()
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError:
+        return stripped
+    if isinstance(data, str):
+        return data.strip()
+    if isinstance(data, dict):
+        value = data.get("label")
+        if value is None and len(data) == 1:
+            value = next(iter(data.values()))
+        if isinstance(value, str):
+            return value.strip()
+    return stripped
+
+
+def label_validator(allowed: Iterable[str]) -> Validator:
+    """Accept a completion whose label (see ``extract_label``) is exactly one of ``allowed``."""
+    labels = frozenset(allowed)
+
+    def check(completion: Completion) -> tuple[bool, str]:
+        label = extract_label(completion.text)
+        if label in labels:
+            return True, f"label {label!r} is allowed"
+        return False, f"label {label[:40]!r} is not one of {sorted(labels)}"
+
+    return check
+
+
+def logprob_confidence_validator(min_mean_prob: float) -> Validator:
+    """Accept when the mean per-token probability (exp of each log-prob) is >= ``min_mean_prob``.
+
+    Backends that return no log-probs (llama.cpp in-process, servers without the option) pass
+    with reason "no logprobs from backend": no signal is not evidence of low confidence, and
+    escalating every call from such backends would make them unusable in a cascade.  Pair this
+    with a stricter check in ``all_of`` when that matters.
+    """
+
+    def check(completion: Completion) -> tuple[bool, str]:
+        logprobs = completion.token_logprobs
+        if not logprobs:
+            return True, "no logprobs from backend"
+        mean_prob = sum(math.exp(lp) for lp in logprobs) / len(logprobs)
+        if mean_prob >= min_mean_prob:
+            return True, f"mean token probability {mean_prob:.2f} >= {min_mean_prob:.2f}"
+        return False, f"mean token probability {mean_prob:.2f} < {min_mean_prob:.2f}"
+
+    return check
+
+
+def all_of(*validators: Validator) -> Validator:
+    """Accept only when every validator accepts; the first rejection's reason is reported."""
+
+    def check(completion: Completion) -> tuple[bool, str]:
+        reasons = []
+        for validator in validators:
+            ok, reason = validator(completion)
+            if not ok:
+                return False, reason
+            reasons.append(reason)
+        return True, "; ".join(reasons) or "no checks"
+
+    return check
+
+
+__all__ = [
+    "Validator",
+    "all_of",
+    "extract_label",
+    "json_schema_validator",
+    "label_validator",
+    "logprob_confidence_validator",
+]

@@ -1,0 +1,61 @@
+"""The FastAPI application factory: routers, error shape, limits, metrics, web pages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from modelyard_registry.settings import Settings, get_settings
+
+from . import errors
+from .limits import BodyLimit
+from .routes import chat, events, health, jobs, models, products, usage
+from .services import Services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    services = Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="Modelyard",
+        version="0.1.0",
+        description="Route every task to the cheapest adequate open-weight model.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    for module in (health, products, jobs, events, models, chat, usage):
+        app.include_router(module.router)
+    _mount_web(app)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        services.metrics.observe(request.method, path, response.status_code,
+                                 time.perf_counter() - start)
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    """The end-user and operator pages, when the web package provides them."""
+    try:
+        from modelyard_web import install
+    except ImportError:
+        return
+    install(app)

@@ -1,0 +1,178 @@
+"""``POST /v1/chat/completions``: OpenAI-compatible, routed.
+
+``model: "auto"`` lets the router pick the cheapest adequate model (hints: headers
+``x-modelyard-kind``, ``x-modelyard-min-quality``, ``x-modelyard-best-effort``); a catalogue name
+pins that model.  The answer names the model that produced it (``model`` and the
+``x-modelyard-model`` header) and carries the routing facts under ``modelyard``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from modelyard_registry.catalog import find_model
+from modelyard_registry.errors import InvalidInput, NotFound
+from modelyard_registry.runtimes import GenerationRequest
+from modelyard_registry.taskspec import TaskSpec
+from modelyard_registry.validators import json_schema_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...usage import check_budget
+from ..deps import PrincipalDep, ServicesDep, SessionDep
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatRequest(BaseModel):
+    """The OpenAI fields Modelyard honours; others an SDK sends are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    stream: bool = False
+    stop: str | list[str] | None = None
+    response_format: ResponseFormat | None = None
+
+    def output_schema(self) -> dict[str, Any] | None:
+        rf = self.response_format
+        if rf is None or rf.type == "text":
+            return None
+        if rf.type == "json_object":
+            return {"type": "object"}
+        schema = (rf.json_schema or {}).get("schema")
+        if not isinstance(schema, dict):
+            raise InvalidInput("response_format.json_schema.schema must be a JSON Schema object",
+                               field="response_format.json_schema.schema")
+        return schema
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _quality(value: str | None) -> float:
+    if value is None:
+        return 0.0
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput("x-modelyard-min-quality must be a number in 0..1",
+                           field="x-modelyard-min-quality") from None
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatRequest,
+    services: ServicesDep,
+    session: SessionDep,
+    principal: PrincipalDep,
+    kind: Annotated[str | None, Header(alias="x-modelyard-kind")] = None,
+    min_quality: Annotated[str | None, Header(alias="x-modelyard-min-quality")] = None,
+    best_effort: Annotated[str | None, Header(alias="x-modelyard-best-effort")] = None,
+) -> JSONResponse | StreamingResponse:
+    pinned = None if body.model == "auto" else body.model
+    if pinned is not None and find_model(session, pinned) is None:
+        raise NotFound(f"no model {pinned!r} in the catalogue; use \"auto\" or one of "
+                       "GET /v1/models", field="model")
+    schema = body.output_schema()
+    max_tokens = body.max_completion_tokens or body.max_tokens or 256
+    spec = TaskSpec.build(
+        kind=kind or "chat", min_quality=_quality(min_quality), max_output_tokens=max_tokens,
+        needs_json_schema=schema is not None, pinned_model=pinned,
+        best_effort=_flag(best_effort, True),
+    )
+    stop = [body.stop] if isinstance(body.stop, str) else body.stop
+    request = GenerationRequest(
+        messages=[m.model_dump() for m in body.messages], max_tokens=max_tokens,
+        temperature=body.temperature, stop=stop, json_schema=schema,
+    )
+    check_budget(session, principal.team_id)
+    request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    cascade = services.cascade
+    if body.stream:
+        model, events = await run_in_threadpool(
+            lambda: cascade.stream(spec, request, request_id=request_id,
+                                   team_id=principal.team_id, node="chat")
+        )
+        return StreamingResponse(_sse(request_id, model, events), media_type="text/event-stream",
+                                 headers={"x-modelyard-model": model})
+    validator = json_schema_validator(schema) if schema is not None else None
+    result = await run_in_threadpool(
+        lambda: cascade.run(spec, request, validator, request_id=request_id,
+                            team_id=principal.team_id, node="chat")
+    )
+    done = result.completion
+    chosen = result.decision.ranked()[0].reason if result.decision.ranked() else ""
+    body_out = {
+        "id": request_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": result.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": done.text},
+            "finish_reason": done.finish_reason or "stop",
+        }],
+        "usage": {
+            "prompt_tokens": done.prompt_tokens,
+            "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens,
+        },
+        "modelyard": {
+            "cost_usd": result.cost_usd,
+            "escalated": result.escalated,
+            "reason": chosen,
+            "attempts": [
+                {"model": a.model, "outcome": a.outcome, "reason": a.reason,
+                 "cost_usd": a.cost_usd, "latency_s": round(a.latency_s, 4)}
+                for a in result.attempts
+            ],
+        },
+    }
+    return JSONResponse(body_out, headers={"x-modelyard-model": result.model})
+
+
+def _sse(request_id: str, model: str, events: Iterator[Any]) -> Iterator[str]:
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        data = {"id": request_id, "object": "chat.completion.chunk", "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(data)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    for event in events:
+        if event.text:
+            yield chunk({"content": event.text})
+        if event.completion is not None:
+            done = event.completion
+            usage = {"prompt_tokens": done.prompt_tokens,
+                     "completion_tokens": done.completion_tokens,
+                     "total_tokens": done.prompt_tokens + done.completion_tokens}
+            yield chunk({}, done.finish_reason or "stop", usage=usage)
+    yield "data: [DONE]\n\n"

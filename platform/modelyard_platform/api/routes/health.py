@@ -1,0 +1,58 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import redis
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from ..deps import PrincipalDep, ServicesDep
+from ..services import Services
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up (no dependencies checked: a restart would not fix them)."""
+    return {"status": "ok"}
+
+
+def _checks(services: Services) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        with services.session() as session:
+            session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    url = services.settings.redis_url
+    if not url:
+        checks["broker"] = "error: REDIS_URL not set"
+    else:
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+            client.ping()
+            client.close()
+            checks["broker"] = "ok"
+        except redis.RedisError as exc:
+            checks["broker"] = f"error: {type(exc).__name__}"
+    return checks
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready when the database and the broker answer."""
+    checks = await run_in_threadpool(_checks, services)
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+def metrics(services: ServicesDep, _: PrincipalDep) -> Response:
+    """Prometheus exposition; scrape with any valid key (``authorization`` in the scrape job)."""
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

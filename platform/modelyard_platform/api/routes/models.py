@@ -1,0 +1,106 @@
+"""The model catalogue over HTTP: everyone reads it, admins change it (mirrors `yard models`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+from modelyard_registry import catalog
+from modelyard_registry.catalog import ModelUpdate, to_public
+from modelyard_registry.errors import InvalidInput
+from modelyard_registry.local_models import register_gguf
+from modelyard_registry.remote_models import register_remote
+from modelyard_registry.scores_view import scores_by_model
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..deps import AdminDep, PrincipalDep, ServicesDep, SessionDep
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+class ModelAdd(BaseModel):
+    """A model to add, as in `yard models add`.
+
+    Either a local GGUF file (``gguf_path``) or a remote endpoint (``endpoint`` +
+    ``served_name``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    gguf_path: str | None = None
+    endpoint: str | None = None
+    served_name: str | None = None
+    api_key_env: str | None = None
+    price_in: float = Field(default=0.0, ge=0)
+    price_out: float = Field(default=0.0, ge=0)
+    context_length: int | None = Field(default=None, ge=1)
+    capabilities: list[str] | None = None
+    response_format: str = "json_schema"
+    check: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelAdd:
+        if (self.gguf_path is None) == (self.endpoint is None):
+            raise ValueError("give exactly one of gguf_path or endpoint")
+        if self.endpoint is not None and not self.served_name:
+            raise ValueError("served_name is required with endpoint")
+        return self
+
+
+def _item(entry: catalog.ModelEntry, scores: dict[str, Any]) -> dict[str, Any]:
+    public = to_public(entry, scores.get(entry.name)).model_dump(mode="json")
+    return {"id": entry.name, "object": "model", "owned_by": "modelyard", **public}
+
+
+@router.get("")
+def list_models(session: SessionDep, _: PrincipalDep) -> dict[str, Any]:
+    """OpenAI-style list (``client.models.list()`` works) with the full catalogue entry."""
+    scores = scores_by_model(session)
+    return {"object": "list", "data": [_item(e, scores) for e in catalog.list_models(session)]}
+
+
+@router.get("/{name}")
+def get_model(name: str, session: SessionDep, _: PrincipalDep) -> dict[str, Any]:
+    return _item(catalog.get_model(session, name), scores_by_model(session))
+
+
+@router.post("", status_code=201)
+async def add_model(
+    body: ModelAdd, services: ServicesDep, session: SessionDep, _: AdminDep
+) -> dict[str, Any]:
+    settings = services.settings
+    if body.gguf_path is not None:
+        path = Path(body.gguf_path)
+        entry = await run_in_threadpool(
+            register_gguf, session, settings, name=body.name, path=path,
+            capabilities=body.capabilities,
+        )
+    else:
+        assert body.endpoint is not None and body.served_name is not None
+        entry = await run_in_threadpool(
+            lambda: register_remote(
+                session, settings, name=body.name, base_url=body.endpoint or "",
+                served_name=body.served_name or "", api_key_env=body.api_key_env,
+                price_in=body.price_in, price_out=body.price_out,
+                context_length=body.context_length, capabilities=body.capabilities,
+                response_format=body.response_format, check=body.check,
+            )
+        )
+    return _item(entry, scores_by_model(session))
+
+
+@router.patch("/{name}")
+def update_model(name: str, body: ModelUpdate, session: SessionDep, _: AdminDep
+                 ) -> dict[str, Any]:
+    if not body.model_dump(exclude_unset=True):
+        raise InvalidInput("nothing to change", field="body")
+    entry = catalog.update_model(session, name, body)
+    return _item(entry, scores_by_model(session))
+
+
+@router.delete("/{name}", status_code=204)
+def delete_model(name: str, session: SessionDep, _: AdminDep) -> Response:
+    catalog.remove_model(session, name)
+    return Response(status_code=204)

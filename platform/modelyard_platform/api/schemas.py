@@ -1,0 +1,97 @@
+"""Public request and response bodies of the API (its documented, stable shapes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from modelyard_registry.scores import Call
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..models import Job, JobStatus, as_utc
+
+
+class JobOptions(BaseModel):
+    """Per-job routing options; every model-calling node honours them."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_quality: float | None = Field(default=None, ge=0, le=1,
+                                      description="Overrides every node's quality bar.")
+    model: str | None = Field(default=None, description="Pin every node to this model.")
+    best_effort: bool = Field(default=True, description="Use the best model that fits when "
+                              "none meets the bar (a fresh install has no scores yet).")
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input: dict[str, Any]
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class CallPublic(BaseModel):
+    node: str | None
+    kind: str | None
+    attempt: int
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    cost_usd: float
+    outcome: str
+    reason: str = Field(description="Why this model was chosen, or why it was escalated.")
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, call: Call) -> CallPublic:
+        return cls(
+            node=call.node, kind=call.kind, attempt=call.attempt, model=call.model_name,
+            prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
+            latency_s=round(call.latency_s, 4), cost_usd=call.cost_usd, outcome=call.outcome,
+            reason=call.reason, created_at=as_utc(call.created_at),
+        )
+
+
+class JobPublic(BaseModel):
+    id: str
+    product: str
+    status: JobStatus
+    progress: float
+    input: dict[str, Any] | None = None
+    options: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    cost_usd: float
+    attempts: int
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    calls: list[CallPublic] | None = None
+
+    @classmethod
+    def of(cls, job: Job, *, calls: list[Call] | None = None, with_input: bool = True
+           ) -> JobPublic:
+        cost = job.cost_usd
+        if calls is not None:
+            cost = sum(c.cost_usd for c in calls)
+        return cls(
+            id=job.id, product=job.product, status=job.status, progress=job.progress,
+            input=job.input if with_input else None, options=job.options, result=job.result,
+            error=job.error, cost_usd=cost, attempts=job.attempts,
+            created_at=as_utc(job.created_at), started_at=as_utc(job.started_at),
+            finished_at=as_utc(job.finished_at),
+            calls=[CallPublic.of(c) for c in calls] if calls is not None else None,
+        )
+
+
+class JobPage(BaseModel):
+    data: list[JobPublic]
+    next_cursor: str | None
+
+
+class ProductPublic(BaseModel):
+    name: str
+    title: str
+    description: str
+    steps: list[str]
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]

@@ -1,0 +1,136 @@
+"""Teams and API keys: create, look up by hash, revoke.
+
+Keys look like ``my_<43 url-safe characters>`` (256 random bits).  Only their SHA-256 is stored,
+so a leaked database leaks no usable key, and a key is printed exactly once, when created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from modelyard_registry.catalog import utcnow
+from modelyard_registry.errors import InvalidInput, ModelyardError, NotFound
+from sqlmodel import Session, col, select
+
+from .models import ApiKey, Team
+
+KEY_PREFIX = "my_"
+_TEAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class Unauthorized(ModelyardError):
+    """No key, a malformed key, an unknown key or a revoked key."""
+
+    http_status = 401
+    error_type = "unauthorized"
+
+
+class Forbidden(ModelyardError):
+    """A valid key without the scope the action needs (admin)."""
+
+    http_status = 403
+    error_type = "forbidden"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's team and scope."""
+
+    key_id: int
+    team_id: int
+    team: str
+    admin: bool
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def validate_team_name(name: str) -> str:
+    if not _TEAM_NAME.match(name):
+        raise InvalidInput(
+            f"invalid team name {name!r}: use lowercase letters, digits, '-' or '_' "
+            "(up to 63, starting with a letter or digit)",
+            field="team",
+        )
+    return name
+
+
+def get_or_create_team(session: Session, name: str) -> Team:
+    validate_team_name(name)
+    team = session.exec(select(Team).where(Team.name == name)).first()
+    if team is None:
+        team = Team(name=name)
+        session.add(team)
+        session.flush()
+    return team
+
+
+def create_key(session: Session, *, team: str, admin: bool = False) -> tuple[str, ApiKey]:
+    """A new key for ``team`` (created if new); returns the plaintext, shown only now."""
+    row_team = get_or_create_team(session, team)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    assert row_team.id is not None
+    row = ApiKey(team_id=row_team.id, prefix=key[:10], key_hash=hash_key(key), admin=admin)
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return key, row
+
+
+def authenticate(session: Session, key: str | None) -> Principal:
+    if not key:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    if not key.startswith(KEY_PREFIX):
+        raise Unauthorized("invalid API key")
+    row = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("invalid or revoked API key")
+    team = session.get(Team, row.team_id)
+    assert team is not None and row.id is not None
+    return Principal(key_id=row.id, team_id=row.team_id, team=team.name, admin=row.admin)
+
+
+def revoke_key(session: Session, prefix_or_id: str) -> ApiKey:
+    """Revoke by key id or by the printed prefix (``my_xxxxxxx``)."""
+    query = select(ApiKey)
+    if prefix_or_id.isdigit():
+        query = query.where(ApiKey.id == int(prefix_or_id))
+    else:
+        query = query.where(ApiKey.prefix == prefix_or_id[:10])
+    rows = list(session.exec(query))
+    if not rows:
+        raise NotFound(f"no API key {prefix_or_id!r}", field="key")
+    if len(rows) > 1:
+        raise InvalidInput(f"{prefix_or_id!r} matches several keys; use the key id", field="key")
+    row = rows[0]
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        session.commit()
+    return row
+
+
+def list_keys(session: Session) -> list[tuple[ApiKey, Team]]:
+    query = select(ApiKey, Team).where(ApiKey.team_id == Team.id).order_by(col(ApiKey.id))
+    return [(k, t) for k, t in session.exec(query)]
+
+
+def has_admin_key(session: Session) -> bool:
+    query = select(ApiKey).where(ApiKey.admin == True, ApiKey.revoked_at == None)  # noqa: E711,E712
+    return session.exec(query).first() is not None
+
+
+def set_budget(session: Session, team: str, budget_usd: float | None) -> Team:
+    if budget_usd is not None and budget_usd < 0:
+        raise InvalidInput("budget must be >= 0", field="budget_usd")
+    row = session.exec(select(Team).where(Team.name == team)).first()
+    if row is None:
+        raise NotFound(f"no team {team!r}", field="team")
+    row.budget_usd = budget_usd
+    session.add(row)
+    session.commit()
+    return row

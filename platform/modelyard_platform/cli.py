@@ -1,0 +1,149 @@
+"""Platform commands for `yard`: `api`, `worker`, `up`, `keys`, `teams`.
+
+Thin skins over the library: the supervisor, the Celery app factory and the auth functions.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from modelyard_registry.cli.common import catalogue, err, new_app, out, print_json
+from modelyard_registry.settings import get_settings
+from rich.table import Table
+
+from . import auth
+
+keys_app = new_app("API keys: create (shown once), list, revoke.")
+teams_app = new_app("Teams: budgets.")
+
+HostOpt = Annotated[str, typer.Option(help="Interface to listen on.")]
+PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
+
+
+def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+    """Serve the HTTP API and web UI (uvicorn)."""
+    import uvicorn
+
+    from .api import create_app
+
+    settings = get_settings()
+    from .jobs.celery_app import broker_url
+
+    broker_url(settings)  # fail now, with a clear message, rather than on the first job
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                timeout_graceful_shutdown=10)
+
+
+def worker(
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Worker processes.")] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
+) -> None:
+    """Run jobs from the queue (a Celery worker; prefork, acks late)."""
+    from .jobs.celery_app import QUEUE
+    from .jobs.worker import make_worker_app
+
+    settings = get_settings()
+    app = make_worker_app(settings)
+    app.worker_main([
+        "worker", "--loglevel", loglevel, "-Q", QUEUE, "--pool", "prefork",
+        "--concurrency", str(concurrency or settings.worker_concurrency),
+        "--hostname", f"modelyard-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+    ])
+
+
+def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+    """Start everything on this machine: API + worker (+ embedded Redis without REDIS_URL)."""
+    from modelyard_registry.db import get_engine
+
+    from .supervisor import Supervisor
+
+    settings = get_settings()
+    get_engine(settings.effective_database_url)  # migrate once, before the children start
+    with catalogue() as (session, _):
+        new_key = None if auth.has_admin_key(session) else auth.create_key(
+            session, team="admin", admin=True)[0]
+    sup = Supervisor(settings, host, port)
+    try:
+        redis_url = settings.redis_url or sup.start_embedded_redis()
+        sup.start(redis_url)
+    except BaseException:
+        sup.stop()
+        raise
+    where = "embedded" if not settings.redis_url else "REDIS_URL"
+    err.print(f"[bold]Modelyard is up[/] (database: {settings.effective_database_url}, "
+              f"redis: {where})")
+    err.print(f"  web UI   http://{host}:{port}/")
+    err.print(f"  API      http://{host}:{port}/v1   (OpenAPI docs: http://{host}:{port}/docs)")
+    if new_key:
+        err.print("  first admin key (shown once, store it now):")
+        out.print(f"  {new_key}")
+    err.print("Ctrl-C stops everything.")
+    raise typer.Exit(sup.wait())
+
+
+@keys_app.command("create")
+def keys_create(
+    team: Annotated[str, typer.Option(help="Team name (created if new).")],
+    admin: Annotated[bool, typer.Option(help="May change the catalogue.")] = False,
+) -> None:
+    """Create a key; it is printed once, alone on stdout, and stored only as a hash."""
+    with catalogue() as (session, _):
+        key, _row = auth.create_key(session, team=team, admin=admin)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Keys by prefix, team and scope (never the keys themselves)."""
+    with catalogue() as (session, _):
+        rows = [
+            {"id": k.id, "prefix": k.prefix, "team": t.name, "admin": k.admin,
+             "created_at": k.created_at, "revoked": k.revoked_at is not None}
+            for k, t in auth.list_keys(session)
+        ]
+    if json_:
+        print_json(rows)
+        return
+    table = Table("id", "prefix", "team", "admin", "revoked")
+    for r in rows:
+        table.add_row(str(r["id"]), f"{r['prefix']}…", str(r["team"]),
+                      "yes" if r["admin"] else "", "revoked" if r["revoked"] else "")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or prefix (my_xxxxxxx).")]
+                ) -> None:
+    """Revoke a key: it stops working at once."""
+    with catalogue() as (session, _):
+        row = auth.revoke_key(session, key)
+    err.print(f"revoked key {row.id} ({row.prefix}…)")
+
+
+@teams_app.command("budget")
+def teams_budget(
+    team: str,
+    usd: Annotated[str, typer.Argument(help="Monthly budget in USD, or 'none'.")],
+) -> None:
+    """Set a team's monthly budget; requests over it get HTTP 429."""
+    from modelyard_registry.errors import InvalidInput
+
+    try:
+        value = None if usd.lower() == "none" else float(usd)
+    except ValueError:
+        raise InvalidInput(f"budget must be a number or 'none', got {usd!r}",
+                           field="usd") from None
+    with catalogue() as (session, _):
+        auth.set_budget(session, team, value)
+    err.print(f"team {team}: budget {'none' if value is None else f'${value:g}/month'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach platform commands to the root `yard` app."""
+    app.command()(api)
+    app.command()(worker)
+    app.command()(up)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(teams_app, name="teams")

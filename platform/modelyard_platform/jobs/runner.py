@@ -1,0 +1,219 @@
+"""Runs one job in a worker: claim the row, run the product with a renewed lease, finish once.
+
+What makes a job finish exactly once whatever happens to the worker:
+- the claim is a conditional UPDATE: only one worker holds a running job, under a lease;
+- the lease is renewed by a heartbeat thread; a dead worker stops renewing and the reconciler
+  hands the job to another worker, whose product run resumes from the LangGraph checkpoint
+  (thread id = job id), so finished nodes are neither re-run nor billed again;
+- only the lease holder can write the outcome, and only while the job is still running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard_registry.cascade import Cascade
+from modelyard_registry.errors import BackendError, CascadeExhausted, ModelyardError
+from modelyard_registry.settings import Settings
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from ..models import Job, JobStatus
+from ..products import ProductLike
+from . import store
+from .events import EventBus
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+class JobCancelled(Exception):
+    """Raised inside a running product when its job was cancelled; unwinds the graph."""
+
+
+class Transient(Exception):
+    """A failure worth retrying later (backend down, database busy)."""
+
+
+@dataclass
+class JobContext:
+    """What a product sees of its job (``modelyard_agents`` runs graphs with it)."""
+
+    job_id: str
+    team_id: int
+    options: dict[str, Any]
+    settings: Settings
+    cascade: Cascade
+    progress: Callable[[dict[str, Any]], None]
+    steps: tuple[str, ...] = ()
+    finished: set[str] = field(default_factory=set)
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | BackendError):
+        return True
+    if isinstance(exc, CascadeExhausted):
+        attempts = exc.attempts
+        return bool(attempts) and all(a.outcome == "error" for a in attempts)
+    return False
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ModelyardError):
+        body: dict[str, Any] = {"type": exc.error_type, "message": exc.message}
+        if exc.field:
+            body["field"] = exc.field
+        return body
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return {"type": "invalid_output", "message": first["msg"],
+                "field": ".".join(str(p) for p in first["loc"])}
+    return {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+
+
+class Heartbeat:
+    """Renews the job's lease every third of its length until stopped."""
+
+    def __init__(self, sessions: SessionFactory, job_id: str, owner: str, lease_s: float):
+        self._stop = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(
+            target=self._run, args=(sessions, job_id, owner, lease_s), daemon=True
+        )
+
+    def _run(self, sessions: SessionFactory, job_id: str, owner: str, lease_s: float) -> None:
+        while not self._stop.wait(lease_s / 3):
+            try:
+                with sessions() as session:
+                    if not store.renew(session, job_id, owner, lease_s):
+                        self.lost = True
+                        return
+            except Exception as exc:  # a blip: try again next beat, the lease has slack
+                log.warning("lease renewal of job %s failed: %s", job_id, exc)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class JobRunner:
+    """Everything one worker process needs to run jobs (built once per process)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionFactory,
+        cascade: Cascade,
+        bus: EventBus,
+        products: dict[str, ProductLike],
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.cascade = cascade
+        self.bus = bus
+        self.products = products
+
+    def run(self, job_id: str, *, retries: int = 0) -> str:
+        """Run the job if this worker can claim it; returns what happened (for logs and tests).
+
+        Raises ``Transient`` when the job was given back to the queue for a later retry.
+        """
+        owner = owner_id()
+        with self.sessions() as session:
+            job = store.claim(session, job_id, owner, self.settings.job_lease_s)
+            if job is None:
+                return "not claimable (finished, cancelled, or held by a live worker)"
+            if job.attempts > self.settings.job_max_attempts:
+                store.finish(session, job_id, owner, JobStatus.failed, error={
+                    "type": "gave_up",
+                    "message": f"gave up after {job.attempts - 1} deliveries "
+                               "(each worker died or hit the time limit)",
+                })
+                return "gave up"
+            self.bus.emit(session, job_id, "status",
+                          {"status": JobStatus.running.value, "attempt": job.attempts})
+        with Heartbeat(self.sessions, job_id, owner, self.settings.job_lease_s):
+            return self._execute(job, owner, retries)
+
+    def _execute(self, job: Job, owner: str, retries: int) -> str:
+        product = self.products.get(job.product)
+        try:
+            if product is None:
+                raise ModelyardError(f"product {job.product!r} is not installed on this worker")
+            ctx = self._context(job, product)
+            output = product.run(dict(job.input), ctx)
+            output = product.output_model.model_validate(output).model_dump(mode="json")
+        except JobCancelled:
+            return "cancelled"
+        except Exception as exc:
+            return self._failed(job, owner, exc, retries)
+        with self.sessions() as session:
+            if store.finish(session, job.id, owner, JobStatus.succeeded, result=output):
+                self.bus.announce(job.id, 0)
+                return "succeeded"
+        return "lost the lease before finishing; another worker owns the job"
+
+    def _failed(self, job: Job, owner: str, exc: Exception, retries: int) -> str:
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        if isinstance(exc, SoftTimeLimitExceeded):
+            body = {"type": "time_limit",
+                    "message": f"the job ran over {self.settings.job_soft_time_limit_s:g}s"}
+        else:
+            if is_transient(exc) and retries < self.settings.job_max_retries:
+                with self.sessions() as session:
+                    if store.requeue(session, job.id, owner):
+                        self.bus.emit(session, job.id, "status", {
+                            "status": JobStatus.queued.value,
+                            "retry": retries + 1, "reason": error_body(exc)["message"],
+                        })
+                        raise Transient(str(exc)) from exc
+            if not isinstance(exc, ModelyardError | ValidationError):
+                log.exception("job %s failed", job.id)
+            body = error_body(exc)
+        with self.sessions() as session:
+            store.finish(session, job.id, owner, JobStatus.failed, error=body)
+        self.bus.announce(job.id, 0)
+        return "failed"
+
+    def _context(self, job: Job, product: ProductLike) -> JobContext:
+        ctx = JobContext(
+            job_id=job.id, team_id=job.team_id, options=dict(job.options or {}),
+            settings=self.settings, cascade=self.cascade, progress=lambda _e: None,
+            steps=tuple(product.steps),
+        )
+        ctx.progress = lambda event: self._progress(ctx, event)
+        return ctx
+
+    def _progress(self, ctx: JobContext, event: dict[str, Any]) -> None:
+        """Store and announce a product event; stop the graph if the job was cancelled."""
+        data = {k: v for k, v in event.items() if k != "type"}
+        with self.sessions() as session:
+            current = session.get(Job, ctx.job_id)
+            if current is not None:
+                session.refresh(current)
+            if current is None or current.status != JobStatus.running:
+                raise JobCancelled(ctx.job_id)
+            self.bus.emit(session, ctx.job_id, str(event.get("type", "event")), data)
+            if event.get("type") == "node_finished" and ctx.steps:
+                ctx.finished.add(str(event.get("node")))
+                done = len(ctx.finished & set(ctx.steps)) / len(ctx.steps)
+                store.set_progress(session, ctx.job_id, min(done, 0.99))

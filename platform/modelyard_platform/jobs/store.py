@@ -1,0 +1,306 @@
+"""Job rows: create (idempotently), read within a team, claim with a lease, finish exactly once.
+
+Every state change that two processes could race on is one conditional ``UPDATE`` (claim, renew,
+finish, cancel), so the database decides who won; nothing relies on the broker delivering a
+message exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelyard_registry.catalog import utcnow
+from modelyard_registry.errors import Conflict, InvalidInput, NotFound
+from modelyard_registry.scores import Call
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from ..models import TERMINAL, Job, JobEvent, JobStatus
+
+
+def request_hash(product: str, input_data: dict[str, Any], options: dict[str, Any]) -> str:
+    body = json.dumps([product, input_data, options], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def create_job(
+    session: Session,
+    *,
+    team_id: int,
+    product: str,
+    input_data: dict[str, Any],
+    options: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Insert a queued job; with an idempotency key, the same key + body returns the same job."""
+    digest = request_hash(product, input_data, options)
+    if idempotency_key is not None:
+        if not 1 <= len(idempotency_key) <= 255:
+            raise InvalidInput("Idempotency-Key must be 1-255 characters", field="Idempotency-Key")
+        existing = _by_idempotency_key(session, team_id, idempotency_key)
+        if existing is not None:
+            return _same_body(existing, digest), False
+    job = Job(
+        id=uuid.uuid4().hex, team_id=team_id, product=product, input=input_data,
+        options=options, idempotency_key=idempotency_key, request_hash=digest,
+    )
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent request with the same key won the race
+        session.rollback()
+        assert idempotency_key is not None
+        existing = _by_idempotency_key(session, team_id, idempotency_key)
+        if existing is None:
+            raise
+        return _same_body(existing, digest), False
+    session.refresh(job)
+    add_event(session, job.id, "status", {"status": JobStatus.queued.value})
+    return job, True
+
+
+def _by_idempotency_key(session: Session, team_id: int, key: str) -> Job | None:
+    query = select(Job).where(Job.team_id == team_id, Job.idempotency_key == key)
+    return session.exec(query).first()
+
+
+def _same_body(job: Job, digest: str) -> Job:
+    if job.request_hash != digest:
+        raise Conflict(
+            "this Idempotency-Key was already used with a different request body",
+            field="Idempotency-Key",
+        )
+    return job
+
+
+def get_job(session: Session, *, team_id: int | None, job_id: str) -> Job:
+    """The job, if the team may see it (another team's job is 'not found', not 'forbidden')."""
+    job = session.get(Job, job_id)
+    if job is None or (team_id is not None and job.team_id != team_id):
+        raise NotFound(f"no job {job_id!r}", field="job_id")
+    session.refresh(job)
+    return job
+
+
+def encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), job_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("invalid cursor", field="cursor") from None
+
+
+def list_jobs(
+    session: Session,
+    *,
+    team_id: int,
+    status: JobStatus | None = None,
+    product: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> tuple[list[Job], str | None]:
+    """Newest first; ``cursor`` continues after the last job of the previous page."""
+    query = select(Job).where(Job.team_id == team_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if product is not None:
+        query = query.where(Job.product == product)
+    if cursor:
+        stamp, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(col(Job.created_at) < stamp,
+                and_(col(Job.created_at) == stamp, col(Job.id) < last_id))
+        )
+    query = query.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
+    rows = list(session.exec(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1]) if more and rows else None)
+
+
+def job_calls(session: Session, job_id: str) -> list[Call]:
+    query = select(Call).where(Call.job_id == job_id).order_by(col(Call.id))
+    return list(session.exec(query))
+
+
+def job_cost(session: Session, job_id: str) -> float:
+    total = session.exec(
+        select(func.coalesce(func.sum(Call.cost_usd), 0.0)).where(Call.job_id == job_id)
+    ).one()
+    return float(total)
+
+
+def add_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
+    """Append an event with the next number (retried if a concurrent writer took it)."""
+    for _ in range(5):
+        last = session.exec(
+            select(func.coalesce(func.max(JobEvent.seq), 0)).where(JobEvent.job_id == job_id)
+        ).one()
+        event = JobEvent(job_id=job_id, seq=int(last) + 1, type=type_, data=data)
+        session.add(event)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        session.refresh(event)
+        return event
+    raise RuntimeError(f"could not append an event to job {job_id}")
+
+
+def events_after(session: Session, job_id: str, seq: int) -> list[JobEvent]:
+    query = (
+        select(JobEvent)
+        .where(JobEvent.job_id == job_id, JobEvent.seq > seq)
+        .order_by(col(JobEvent.seq))
+    )
+    return list(session.exec(query))
+
+
+def cancel_job(session: Session, job: Job) -> bool:
+    """Cancel a queued or running job; False when it had already ended."""
+    result = session.execute(
+        update(Job)
+        .where(col(Job.id) == job.id, col(Job.status).in_([JobStatus.queued, JobStatus.running]))
+        .values(status=JobStatus.cancelled, finished_at=utcnow(), lease_owner=None,
+                cost_usd=job_cost(session, job.id))
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    add_event(session, job.id, "status", {"status": JobStatus.cancelled.value})
+    return True
+
+
+def claim(session: Session, job_id: str, owner: str, lease_s: float) -> Job | None:
+    """Take the job if it is queued, or running under a lease nobody renewed; None otherwise."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(
+            col(Job.id) == job_id,
+            or_(
+                col(Job.status) == JobStatus.queued,
+                and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
+            ),
+        )
+        .values(
+            status=JobStatus.running, lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_s), attempts=col(Job.attempts) + 1,
+            started_at=func.coalesce(col(Job.started_at), now),
+        )
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    job = session.get(Job, job_id)
+    assert job is not None
+    session.refresh(job)
+    return job
+
+
+def renew(session: Session, job_id: str, owner: str, lease_s: float) -> bool:
+    result = session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner,
+               col(Job.status) == JobStatus.running)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def finish(
+    session: Session,
+    job_id: str,
+    owner: str,
+    status: JobStatus,
+    *,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> bool:
+    """Write the outcome once: only the lease holder of a still-running job may."""
+    assert status in TERMINAL
+    values: dict[str, Any] = {
+        "status": status, "finished_at": utcnow(), "lease_owner": None,
+        "lease_expires_at": None, "cost_usd": job_cost(session, job_id),
+        "result": result, "error": error,
+    }
+    if status == JobStatus.succeeded:
+        values["progress"] = 1.0
+    done = session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner,
+               col(Job.status) == JobStatus.running)
+        .values(**values)
+    )
+    session.commit()
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    add_event(session, job_id, "status", {"status": status.value, "error": error})
+    return True
+
+
+def requeue(session: Session, job_id: str, owner: str) -> bool:
+    """Give a running job back to the queue (transient error, retry with backoff)."""
+    result = session.execute(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner,
+               col(Job.status) == JobStatus.running)
+        .values(status=JobStatus.queued, lease_owner=None, lease_expires_at=None,
+                enqueued_at=utcnow())
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def set_progress(session: Session, job_id: str, progress: float) -> None:
+    session.execute(
+        update(Job).where(col(Job.id) == job_id).values(progress=max(0.0, min(progress, 1.0)))
+    )
+    session.commit()
+
+
+def take_stale(session: Session, *, requeue_after_s: float) -> list[str]:
+    """Jobs no worker is working on: queued too long, or running with an expired lease.
+
+    Each one's ``enqueued_at`` is bumped in the same conditional update, so two reconcilers
+    running at once do not both re-enqueue it (and a duplicate would be harmless anyway: only
+    one worker can claim).
+    """
+    now = utcnow()
+    cutoff = now - timedelta(seconds=requeue_after_s)
+    candidates = list(session.exec(
+        select(Job.id).where(
+            or_(
+                and_(col(Job.status) == JobStatus.queued, col(Job.enqueued_at) < cutoff),
+                and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
+            )
+        ).limit(500)
+    ))
+    taken = []
+    for job_id in candidates:
+        result = session.execute(
+            update(Job)
+            .where(col(Job.id) == job_id, or_(
+                and_(col(Job.status) == JobStatus.queued, col(Job.enqueued_at) < cutoff),
+                and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
+            ))
+            .values(enqueued_at=now)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            taken.append(job_id)
+    session.commit()
+    return taken

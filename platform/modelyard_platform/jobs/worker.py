@@ -1,0 +1,98 @@
+"""The worker process: the ``run_job`` task, per-process resources, and the reconciler thread.
+
+Each worker child builds its own engine, runtimes (loaded models) and event bus after the fork;
+the main process runs the reconciler, which re-enqueues jobs no worker is working on (queued
+after a broker loss, or running under a lease that a dead worker stopped renewing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_ready, worker_shutdown
+from modelyard_registry.cascade import Cascade
+from modelyard_registry.db import session_scope
+from modelyard_registry.runtimes import RuntimeFactory
+from modelyard_registry.settings import Settings
+
+from ..products import all_products
+from . import store
+from .celery_app import RUN_JOB, enqueue, make_celery
+from .events import EventBus
+from .runner import JobRunner, Transient
+
+log = logging.getLogger(__name__)
+
+
+def build_runner(settings: Settings) -> JobRunner:
+    url = settings.effective_database_url
+
+    def sessions() -> Any:
+        return session_scope(url)
+
+    cascade = Cascade(sessions, settings, RuntimeFactory(settings))
+    return JobRunner(settings, sessions, cascade, EventBus(settings.redis_url), all_products())
+
+
+def reconcile_once(app: Celery, settings: Settings) -> list[str]:
+    with session_scope(settings.effective_database_url) as session:
+        stale = store.take_stale(session, requeue_after_s=settings.requeue_after_s)
+    for job_id in stale:
+        enqueue(app, job_id)
+    if stale:
+        log.info("reconciler re-enqueued %d job(s): %s", len(stale), ", ".join(stale))
+    return stale
+
+
+class Reconciler:
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self._stop = threading.Event()
+        self._app, self._settings = app, settings
+        self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._settings.reconcile_interval_s):
+            try:
+                reconcile_once(self._app, self._settings)
+            except Exception as exc:  # the database or broker is away; next round retries
+                log.warning("reconciler: %s", exc)
+
+
+def make_worker_app(settings: Settings) -> Celery:
+    app = make_celery(settings)
+    state: dict[str, JobRunner] = {}
+
+    def runner() -> JobRunner:
+        if "runner" not in state:  # built lazily in the child that runs the task
+            state["runner"] = build_runner(settings)
+        return state["runner"]
+
+    @app.task(name=RUN_JOB, bind=True, max_retries=settings.job_max_retries)  # type: ignore[untyped-decorator]
+    def run_job(self: Task, job_id: str) -> str:
+        try:
+            outcome = runner().run(job_id, retries=self.request.retries)
+        except Transient as exc:
+            raise self.retry(countdown=2 ** (self.request.retries + 1), exc=exc) from exc
+        log.info("job %s: %s", job_id, outcome)
+        return outcome
+
+    reconciler = Reconciler(app, settings)
+
+    @worker_ready.connect(weak=False)
+    def _start_reconciler(**_: Any) -> None:
+        reconciler.start()
+
+    @worker_shutdown.connect(weak=False)
+    def _stop_reconciler(**_: Any) -> None:
+        reconciler.stop()
+
+    return app

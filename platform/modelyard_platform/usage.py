@@ -1,0 +1,101 @@
+"""Tokens and cost per team, grouped by product, model or day; monthly budgets.
+
+Grouping happens in Python over the team's ``calls`` rows for the period, so it reads the same
+on SQLite and PostgreSQL (their date functions differ).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from modelyard_registry.catalog import utcnow
+from modelyard_registry.errors import InvalidInput, ModelyardError
+from modelyard_registry.scores import Call
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from .models import Job, Team, as_utc
+
+GroupBy = Literal["product", "model", "day"]
+
+
+class OverBudget(ModelyardError):
+    http_status = 429
+    error_type = "over_budget"
+
+
+def month_start(now: datetime) -> datetime:
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def spent_since(session: Session, team_id: int, since: datetime) -> float:
+    total = session.exec(
+        select(func.coalesce(func.sum(Call.cost_usd), 0.0))
+        .where(Call.team_id == team_id, col(Call.created_at) >= since)
+    ).one()
+    return float(total)
+
+
+def check_budget(session: Session, team_id: int) -> None:
+    """Refuse new work once this month's spending reached the team's budget."""
+    team = session.get(Team, team_id)
+    if team is None or team.budget_usd is None:
+        return
+    spent = spent_since(session, team_id, month_start(utcnow()))
+    if spent >= team.budget_usd:
+        raise OverBudget(
+            f"team {team.name!r} is over its monthly budget: spent ${spent:.4f} of "
+            f"${team.budget_usd:.4f}; raise it with `yard teams budget {team.name} USD`"
+        )
+
+
+def parse_period(start: str | None, end: str | None) -> tuple[datetime, datetime]:
+    def parse(value: str, name: str) -> datetime:
+        try:
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(
+                f"{name}: not an ISO date or datetime: {value!r}", field=name
+            ) from None
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+    stop = parse(end, "to") if end else utcnow()
+    begin = parse(start, "from") if start else stop - timedelta(days=30)
+    if begin > stop:
+        raise InvalidInput("from must not be after to", field="from")
+    return begin, stop
+
+
+def usage(
+    session: Session, *, team_id: int, start: datetime, end: datetime, group_by: GroupBy
+) -> dict[str, Any]:
+    rows = session.exec(
+        select(Call, Job.product)
+        .join(Job, col(Job.id) == col(Call.job_id), isouter=True)
+        .where(Call.team_id == team_id, col(Call.created_at) >= start,
+               col(Call.created_at) <= end)
+    ).all()
+    groups: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    )
+    total = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+    for call, product in rows:
+        if group_by == "model":
+            key = call.model_name
+        elif group_by == "day":
+            stamp = as_utc(call.created_at)
+            key = stamp.date().isoformat() if stamp else "unknown"
+        else:
+            key = product or "chat"
+        for acc in (groups[key], total):
+            acc["calls"] += 1
+            acc["prompt_tokens"] += call.prompt_tokens
+            acc["completion_tokens"] += call.completion_tokens
+            acc["cost_usd"] += call.cost_usd
+    return {
+        "from": start.isoformat(), "to": end.isoformat(), "group_by": group_by,
+        "total": total,
+        "groups": [{"key": k, **v} for k, v in sorted(groups.items())],
+    }

