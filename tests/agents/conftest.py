@@ -31,3 +31,6 @@ def product_ctx(settings: Settings, smollm2_path: Path, runtimes: RuntimeFactory
     events: list[dict[str, Any]] = []
     return types.SimpleNamespace(job_id="job-1", team_id=7, progress=events.append,
                                  cascade=cascade, settings=settings, options={}, events=events)
+
+
+from tests.service.conftest import pg_url, redis_url, stack_factory  # noqa: E402, F401

@@ -1,0 +1,60 @@
+"""Job system throughput: N `echo` jobs (no model) submitted by C concurrent clients through the
+real API, Redis and a Celery worker.  Prints submit latency p50/p99 and completed jobs/s.
+
+    .venv/bin/python bench/job_throughput.py [--jobs 200] [--clients 1 16 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from _stack import stack, wait_done
+
+
+def run(base_url: str, key: str, jobs: int, clients: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+
+    def submit_some(n: int) -> list[str]:
+        ids = []
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=60) as http:
+            for i in range(n):
+                start = time.perf_counter()
+                r = http.post("/v1/products/echo/jobs", json={"input": {"message": str(i)}})
+                latencies.append(time.perf_counter() - start)
+                r.raise_for_status()
+                ids.append(r.json()["id"])
+        return ids
+
+    shares = [jobs // clients + (1 if i < jobs % clients else 0) for i in range(clients)]
+    start = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        ids = [i for part in pool.map(submit_some, shares) for i in part]
+    end = wait_done(base_url, key, ids)
+    return latencies, len(ids) / (end - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    print(f"{'clients':>8} {'jobs':>6} {'submit p50 ms':>14} {'submit p99 ms':>14} "
+          f"{'jobs/s':>8}")
+    with stack(args.redis_url, model=False) as s:
+        run(s.base_url, s.key, 10, 2)  # warm-up: worker children, connections
+        for clients in args.clients:
+            lat, rate = run(s.base_url, s.key, args.jobs, clients)
+            lat.sort()
+            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            print(f"{clients:>8} {args.jobs:>6} {statistics.median(lat) * 1000:>14.1f} "
+                  f"{p99 * 1000:>14.1f} {rate:>8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
