@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import redis
+from _server import free_port
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -26,12 +26,6 @@ class BenchStack:
     base_url: str
     key: str
     env: dict[str, str]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _yard(env: dict[str, str], *args: str) -> str:
@@ -60,7 +54,7 @@ def stack(redis_url: str, *, workers: int = 1, concurrency: int = 2, model: bool
         if model:
             _yard(env, "models", "pull", "smollm2-135m")
         key = _yard(env, "keys", "create", "--team", "bench", "--admin").strip()
-        port = _free_port()
+        port = free_port()
         log = open(home / "api.log", "wb")  # noqa: SIM115
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "modelyard_platform", "api", "--port", str(port)],

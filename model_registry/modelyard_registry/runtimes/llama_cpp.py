@@ -20,12 +20,15 @@ from .base import Completion, GenerationRequest, Stopwatch, StreamEvent
 
 log = logging.getLogger(__name__)
 
+# llama.cpp's server (and llama_cpp.server, our stand-in for vLLM) penalise repeats by 1.1;
+# llama-cpp-python's in-process default is 1.0, with which small models loop inside JSON strings
+# until max_tokens.  The same weights should behave the same local or served.
+REPEAT_PENALTY = 1.1
 
 def gpu_offload_supported() -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_supports_gpu_offload())
-
 
 @dataclass
 class LoadedModel:
@@ -48,7 +51,6 @@ class LoadedModel:
                 eos_token=vocab.token_get_text(eos) if eos != -1 else "",
                 bos_token=vocab.token_get_text(bos) if bos != -1 else "",
             )
-
 
 class LlamaPool:
     """Loaded models keyed by catalogue name, LRU-evicted under ``ram_budget_bytes``."""
@@ -119,12 +121,10 @@ class LlamaPool:
                     model.llama.close()
             self._models.clear()
 
-
 def _grammar(schema: dict[str, Any]) -> Any:
     from llama_cpp.llama_grammar import LlamaGrammar
 
     return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-
 
 class _TokenCounter:
     """Exact usage for streams, which llama-cpp-python does not report.
@@ -153,7 +153,6 @@ class _TokenCounter:
             return 0, 0
         sampled = self.last_len - self.first_len + 1
         return self.first_len, sampled - 1 if finish == "stop" else sampled
-
 
 class LlamaCppRuntime:
     """One catalogue entry served from the shared pool."""
@@ -197,6 +196,7 @@ class LlamaCppRuntime:
         kwargs: dict[str, Any] = {
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
+            "repeat_penalty": REPEAT_PENALTY,
             "stop": request.stop or [],
             "stream": True,
         }

@@ -32,9 +32,16 @@ def error_response(
 
 
 def field_path(loc: tuple[Any, ...] | list[Any], prefix: str | None = None) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
+    """``("body", "input", "body")`` -> ``"input.body"``: only FastAPI's leading location goes.
+
+    A request error's location starts with where it came from (body/query/path/header); a
+    field that happens to be named ``body`` (a ticket's body, say) must keep its name.
+    """
+    parts = [str(p) for p in loc]
     if prefix:
         parts.insert(0, prefix)
+    elif parts and parts[0] == "body":
+        parts.pop(0)
     return ".".join(parts)
 
 

@@ -14,7 +14,7 @@ from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.settings import Settings
 from sqlmodel import Session
 
-from ..jobs.celery_app import make_celery
+from ..jobs.celery_app import enqueue, make_celery
 from ..jobs.events import EventBus
 from ..metrics import Metrics
 from ..products import ProductLike, all_products
@@ -43,6 +43,10 @@ class Services:
     @cached_property
     def celery(self) -> Celery:
         return make_celery(self.settings)
+
+    def enqueue(self, job_id: str) -> None:
+        """Send a job to the workers (raises if no broker is configured or reachable)."""
+        enqueue(self.celery, job_id)
 
     @cached_property
     def runtimes(self) -> RuntimeFactory:

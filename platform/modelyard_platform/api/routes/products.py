@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
-from modelyard_registry.catalog import find_model
 from modelyard_registry.errors import NotFound
 from pydantic import ValidationError
 
 from ...jobs import store
-from ...jobs.celery_app import enqueue
+from ...jobs.submit import submit_job
 from ...products import ProductLike
-from ...usage import check_budget
 from ..deps import PrincipalDep, ServicesDep, SessionDep
 from ..errors import validation_response
 from ..schemas import JobCreate, JobPublic, ProductPublic
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/products", tags=["products"])
 
 
@@ -49,7 +45,7 @@ def get_product(name: str, services: ServicesDep, _: PrincipalDep) -> ProductPub
 
 
 @router.post("/{name}/jobs", status_code=202, response_model=JobPublic)
-def submit_job(
+def submit(
     name: str,
     body: JobCreate,
     response: Response,
@@ -64,21 +60,11 @@ def submit_job(
         product.input_model.model_validate(body.input)
     except ValidationError as exc:
         return validation_response(exc, prefix="input")
-    options = body.options.model_dump(exclude_none=True)
-    if body.options.model and find_model(session, body.options.model) is None:
-        raise NotFound(f"no model {body.options.model!r} in the catalogue",
-                       field="options.model")
-    check_budget(session, principal.team_id)
-    job, created = store.create_job(
-        session, team_id=principal.team_id, product=name, input_data=body.input,
-        options=options, idempotency_key=idempotency_key,
+    job, created = submit_job(
+        session, services.enqueue, principal=principal, product=name, input_data=body.input,
+        options=body.options.model_dump(exclude_none=True), idempotency_key=idempotency_key,
     )
-    if created:
-        try:
-            enqueue(services.celery, job.id)
-        except Exception as exc:  # the row is the truth: the reconciler enqueues it later
-            log.warning("job %s stored but not enqueued (%s); the reconciler will", job.id, exc)
-    else:
+    if not created:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobPublic.of(job, calls=store.job_calls(session, job.id))

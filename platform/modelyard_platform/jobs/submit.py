@@ -1,0 +1,54 @@
+"""Accepting a job: the one order of checks the API route and the web form both follow.
+
+Input validation happens before this (each caller reports errors its own way). Here: the pinned
+model exists, the team is within budget, the row is stored (idempotently), and the job is
+enqueued. A failed enqueue is not an error for the caller: the stored row is the truth and the
+reconciler enqueues it later, so a broker blip never loses an accepted job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from modelyard_registry.catalog import find_model
+from modelyard_registry.errors import NotFound
+from sqlmodel import Session
+
+from ..auth import Principal
+from ..models import Job
+from ..usage import check_budget
+from . import store
+
+log = logging.getLogger(__name__)
+
+
+def submit_job(
+    session: Session,
+    enqueue: Callable[[str], None],
+    *,
+    principal: Principal,
+    product: str,
+    input_data: dict[str, Any],
+    options: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Store and enqueue a validated job; returns ``(job, created)`` (False on a replay).
+
+    ``enqueue`` sends a job id to the workers (``Services.enqueue``).
+    """
+    pinned = options.get("model")
+    if pinned and find_model(session, pinned) is None:
+        raise NotFound(f"no model {pinned!r} in the catalogue", field="options.model")
+    check_budget(session, principal.team_id)
+    job, created = store.create_job(
+        session, team_id=principal.team_id, product=product, input_data=input_data,
+        options=options, idempotency_key=idempotency_key,
+    )
+    if created:
+        try:
+            enqueue(job.id)
+        except Exception as exc:  # no broker, or it is down: the reconciler enqueues it later
+            log.warning("job %s stored but not enqueued (%s); the reconciler will", job.id, exc)
+    return job, created

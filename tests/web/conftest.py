@@ -1,0 +1,134 @@
+"""Web UI fixtures: the app on a temp MODELYARD_HOME, keys, signed-in clients, a live stack."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from modelyard_platform.api import create_app
+from modelyard_platform.auth import create_key
+from modelyard_registry.db import session_scope
+from modelyard_registry.settings import Settings
+
+from tests.conftest import free_port, wait_http
+
+WEB_REDIS_URL = "redis://127.0.0.1:6379/12"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def keys(settings: Settings) -> dict[str, str]:
+    """An admin key (team ops) and a plain key (team web)."""
+    with session_scope(settings.effective_database_url) as session:
+        admin, _ = create_key(session, team="ops", admin=True)
+        user, _ = create_key(session, team="web")
+    return {"admin": admin, "user": user}
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+def sign_in(client: TestClient, key: str, next_path: str = "/") -> TestClient:
+    page = client.get("/login")
+    response = client.post("/login", data={"api_key": key, "csrf": csrf_of(page.text),
+                                           "next": next_path})
+    assert response.status_code == 303, response.text
+    return client
+
+
+@pytest.fixture
+def user_client(client: TestClient, keys: dict[str, str]) -> TestClient:
+    return sign_in(client, keys["user"])
+
+
+@pytest.fixture
+def admin_client(client: TestClient, keys: dict[str, str]) -> TestClient:
+    return sign_in(client, keys["admin"])
+
+
+
+@dataclass
+class WebStack:
+    """A live `yard api` + `yard worker` on real Redis, with the bundled model pulled."""
+
+    base_url: str
+    admin_key: str
+    user_key: str
+    home: Path
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-4000:]
+                         for p in sorted(self.home.glob("*.log")))
+
+
+def _yard(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "modelyard_platform", *args], env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, f"yard {' '.join(args)}: {done.stderr[-2000:]}"
+    return done.stdout
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
+    """API and worker processes for browser tests (Redis db 12, flushed first)."""
+    client = redis.Redis.from_url(WEB_REDIS_URL)
+    client.flushdb()
+    client.close()
+    home = tmp_path_factory.mktemp("web-home")
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "MODELYARD_DATABASE_URL", "MODELYARD_REDIS_URL"}}
+    env.update({"MODELYARD_HOME": str(home), "REDIS_URL": WEB_REDIS_URL,
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True", "MODELYARD_N_THREADS": "2",
+                "MODELYARD_WORKER_CONCURRENCY": "1"})
+    _yard(env, "models", "pull", "smollm2-135m")
+    admin_key = _yard(env, "keys", "create", "--team", "web", "--admin").strip()
+    user_key = _yard(env, "keys", "create", "--team", "web").strip()
+    port = free_port()
+    procs = []
+    try:
+        for name, args in (("api", ["api", "--port", str(port)]),
+                           ("worker", ["worker", "--loglevel", "info"])):
+            log = open(home / f"{name}.log", "wb")  # noqa: SIM115
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "modelyard_platform", *args], env=env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True))
+            if name == "api":
+                wait_http(f"http://127.0.0.1:{port}/healthz", 60, procs[0])
+        yield WebStack(f"http://127.0.0.1:{port}", admin_key, user_key, home)
+    finally:
+        for proc in procs:
+            _stop(proc)

@@ -1,0 +1,79 @@
+"""Page dependencies: the signed-in principal (session cookie), admins, CSRF-checked forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from modelyard_platform.api.deps import ServicesDep
+from modelyard_platform.auth import Principal, principal_for_key
+from starlette.datastructures import FormData
+
+from . import session as cookies
+from .errors import LoginRequired, PageError
+
+
+@dataclass(frozen=True)
+class WebState:
+    """What ``install`` keeps on ``app.state.web``."""
+
+    secret: bytes
+
+
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def here(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def optional_user(request: Request, services: ServicesDep) -> Principal | None:
+    """The signed-in principal, also set on ``request.state`` for the templates."""
+    found = cookies.decode(web_state(request).secret, request.cookies.get(cookies.COOKIE))
+    if found is None:
+        return None
+    with services.session() as session:
+        principal = principal_for_key(session, found.key_id)
+    if principal is None:
+        return None
+    request.state.principal = principal
+    request.state.web_session = found
+    return principal
+
+
+def get_user(request: Request, services: ServicesDep,
+             principal: Annotated[Principal | None, Depends(optional_user)]) -> Principal:
+    if principal is None:
+        raise LoginRequired(here(request))
+    services.limiter.hit(principal.key_id)  # pages count against the key like API calls
+    return principal
+
+
+UserDep = Annotated[Principal, Depends(get_user)]
+
+
+def get_admin(user: UserDep) -> Principal:
+    if not user.admin:
+        raise PageError(403, "This page is for operators: sign in with an admin key.")
+    return user
+
+
+AdminDep = Annotated[Principal, Depends(get_admin)]
+
+
+async def checked_form(request: Request, _: UserDep) -> FormData:
+    """The posted form, once its CSRF token matches the session's."""
+    form = await request.form()
+    token = form.get("csrf")
+    expected = request.state.web_session.csrf
+    if not cookies.same_token(expected, token if isinstance(token, str) else None):
+        raise PageError(403, "The form's security token is missing or stale; reload the page "
+                             "and try again.")
+    return form
+
+
+FormDep = Annotated[FormData, Depends(checked_form)]

@@ -1,0 +1,1 @@
+"""One router per page family: account, products, jobs, operators."""
