@@ -1,4 +1,4 @@
-"""Modelyard's llama.cpp runtime versus raw llama-cpp-python: same model, prompt and max tokens.
+"""Modelyard's llama.cpp runtime versus raw llama-cpp-python: same model, prompt, sampler, tokens.
 
 Runs are interleaved in one process on the same loaded model, so machine noise hits both sides;
 prints median tokens/s of each and their ratio (target >= 0.97).
@@ -15,6 +15,7 @@ import time
 from modelyard_registry.bundled import BUNDLED
 from modelyard_registry.gguf_info import read_gguf
 from modelyard_registry.runtimes import GenerationRequest, LlamaCppRuntime, LlamaPool
+from modelyard_registry.runtimes.llama_cpp import REPEAT_PENALTY
 from modelyard_registry.settings import Settings
 
 PROMPT = [{"role": "user", "content": "Write a long, detailed story about a lighthouse keeper."}]
@@ -43,7 +44,7 @@ def main() -> None:
     def raw() -> tuple[float, int]:
         start = time.perf_counter()
         out = llama.create_chat_completion(messages=PROMPT, max_tokens=args.max_tokens,
-                                           temperature=0.0)
+                                           temperature=0.0, repeat_penalty=REPEAT_PENALTY)
         n = out["usage"]["completion_tokens"]
         return n / (time.perf_counter() - start), n
 

@@ -25,8 +25,8 @@ from typing import Literal
 
 from sqlmodel import Session
 
-from .catalog import Capability, ModelEntry, list_models
-from .errors import CascadeExhausted
+from .catalog import Backend, Capability, ModelEntry, list_models, record_health
+from .errors import BackendUnreachable, CascadeExhausted
 from .pricing import local_cost, remote_cost
 from .router import (
     Candidate,
@@ -250,6 +250,8 @@ class Cascade:
             latency = time.perf_counter() - start
             log.warning("cascade: %s failed: %s", verdict.name, exc)
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            if isinstance(exc, BackendUnreachable) and entry.backend == Backend.openai_compatible:
+                self._mark_unhealthy(verdict.name, message)
             return Attempt(verdict.name, 0, 0, latency, call_cost(candidate, latency, rate),
                            "error", f"{type(exc).__name__}: {message}; {moving_on}"), None
         cost = call_cost(candidate, completion, rate)
@@ -265,6 +267,18 @@ class Cascade:
         attempt = Attempt(verdict.name, completion.prompt_tokens, completion.completion_tokens,
                           completion.latency_s, cost, outcome, reason, completion.ttft_s)
         return attempt, completion
+
+    def _mark_unhealthy(self, name: str, error: str) -> None:
+        """A server that refused every connection retry is down: stop routing to it now.
+
+        Without this, every request pays for a failed attempt until the next probe; the
+        workers' prober (or `yard models check`) marks it healthy again once it answers.
+        """
+        try:
+            with self.session_factory() as session:
+                record_health(session, name, False, error)
+        except Exception as exc:  # health is advice; never fail the request over it
+            log.warning("cascade: could not mark %s unhealthy: %s", name, exc)
 
     def _record(
         self, attempt: Attempt, index: int, spec: TaskSpec, request_id: str,

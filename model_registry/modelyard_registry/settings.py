@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     read_timeout_s: float = 120.0
     max_retries: int = Field(default=2, description="Retries on 5xx / connection errors only.")
     health_timeout_s: float = 3.0
+    health_check_interval_s: float = Field(
+        default=60, ge=0,
+        description="Workers probe remote models this often (0: only `yard models check`).",
+    )
 
     # routing
     machine_cost_per_hour: float = Field(

@@ -78,7 +78,7 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     err.print(f"  API      http://{host}:{port}/v1   (OpenAPI docs: http://{host}:{port}/docs)")
     if new_key:
         err.print("  first admin key (shown once, store it now):")
-        out.print(f"  {new_key}")
+        out.print(new_key, soft_wrap=True)
     err.print("Ctrl-C stops everything.")
     raise typer.Exit(sup.wait())
 

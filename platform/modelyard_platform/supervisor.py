@@ -62,7 +62,8 @@ class Supervisor:
                            f"{data / 'redis.log'}")
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        proc = subprocess.Popen(argv, env=env)
+        # Children log to stderr: stdout carries only what `yard up` means to print (the key).
+        proc = subprocess.Popen(argv, env=env, stdout=sys.stderr)
         self.children.append((name, proc))
 
     def start(self, redis_url: str) -> None:

@@ -114,12 +114,15 @@ def test_router_moves_traffic_off_an_unhealthy_remote_and_back(
 
         stand_in.stop()
 
-        # Down but not yet probed: the call to it fails, is recorded, and the same request
-        # escalates to the next adequate model.
+        # Down, before any probe: the call to it fails, is recorded, the same request
+        # escalates to the next adequate model, and the refused connection marks it unhealthy.
         assert cascade.run(spec, request, request_id="down").model == LOCAL
         assert calls(session, "down") == [(REMOTE, "error"), (LOCAL, "accepted")]
+        session.expire_all()
+        down = catalog.get_model(session, REMOTE)
+        assert down.health.value == "unhealthy" and "cannot reach" in (down.health_error or "")
 
-        # Probed: marked unhealthy, so the router no longer even tries it.
+        # A probe agrees; either way the router no longer even tries it.
         (healthy, error) = refresh_health(session, settings)[REMOTE]
         assert not healthy and error
         session.expire_all()

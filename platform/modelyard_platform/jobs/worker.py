@@ -2,19 +2,22 @@
 
 Each worker child builds its own engine, runtimes (loaded models) and event bus after the fork;
 the main process runs the reconciler, which re-enqueues jobs no worker is working on (queued
-after a broker loss, or running under a lease that a dead worker stopped renewing).
+after a broker loss, or running under a lease that a dead worker stopped renewing), and probes
+remote models every ``health_check_interval_s`` so routing follows their health.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_ready, worker_shutdown
 from modelyard_registry.cascade import Cascade
 from modelyard_registry.db import session_scope
+from modelyard_registry.remote_models import refresh_health
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.settings import Settings
 
@@ -60,11 +63,26 @@ class Reconciler:
         self._stop.set()
 
     def _loop(self) -> None:
+        interval = self._settings.health_check_interval_s
+        next_probe = time.monotonic() + interval
         while not self._stop.wait(self._settings.reconcile_interval_s):
             try:
                 reconcile_once(self._app, self._settings)
             except Exception as exc:  # the database or broker is away; next round retries
                 log.warning("reconciler: %s", exc)
+            if interval and time.monotonic() >= next_probe:
+                next_probe = time.monotonic() + interval
+                self._probe_remotes()
+
+    def _probe_remotes(self) -> None:
+        """Re-probe remote models, so one the cascade marked unhealthy comes back by itself."""
+        try:
+            with session_scope(self._settings.effective_database_url) as session:
+                for name, (ok, error) in refresh_health(session, self._settings).items():
+                    if not ok:
+                        log.warning("health: %s is unhealthy (%s)", name, error)
+        except Exception as exc:
+            log.warning("health probe: %s", exc)
 
 
 def make_worker_app(settings: Settings) -> Celery:
