@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _physical_cores() -> int:
-    """Physical cores, because llama.cpp slows down on hyper-threads."""
+    """Physical cores on the machine (llama.cpp slows down on hyper-threads)."""
     try:
         pairs = set()
         with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
@@ -34,6 +34,37 @@ def _physical_cores() -> int:
     except OSError:
         pass
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def cgroup_cpus(cpu_max: str) -> int | None:
+    """Whole CPUs a cgroup v2 ``cpu.max`` line allows (``"200000 100000"`` -> 2), None if unlimited.
+
+    A container limited to 2 CPUs on a 64-core host must not start 32 llama.cpp threads: they
+    would be throttled and run slower than 2.
+    """
+    parts = cpu_max.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, -(-quota // period))
+
+
+def default_threads() -> int:
+    """Physical cores, capped by the CPUs this process may use (affinity, cgroup quota)."""
+    limits = [_physical_cores(), len(os.sched_getaffinity(0))]
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as f:
+            quota = cgroup_cpus(f.read())
+        if quota is not None:
+            limits.append(quota)
+    except OSError:
+        pass
+    return max(1, min(limits))
 
 
 class Settings(BaseSettings):
@@ -55,7 +86,7 @@ class Settings(BaseSettings):
 
     # llama.cpp runtime
     ram_budget_mb: int = Field(default=4096, description="RAM the model pool may hold.")
-    n_threads: int = Field(default_factory=_physical_cores)
+    n_threads: int = Field(default_factory=default_threads)
     n_gpu_layers: int = Field(default=-1, description="-1 offloads all layers when supported.")
     n_ctx: int = Field(default=4096, description="Context window per loaded model (capped).")
 
