@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import BackendError
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -74,9 +76,13 @@ class Stopwatch:
         return end - self.start, (self.first or end) - self.start
 
 
-def drain(events: Iterator[StreamEvent]) -> Completion:
-    """Run a stream to its end and return the final completion."""
+def drain(events: Iterator[StreamEvent], backend: str = "backend") -> Completion:
+    """Run a stream to its end and return the final completion.
+
+    Each runtime's ``generate`` is its ``stream`` drained, so the two never disagree on text,
+    usage or timings.
+    """
     for event in events:
         if event.completion is not None:
             return event.completion
-    raise RuntimeError("stream ended without a completion")
+    raise BackendError(f"{backend} stream ended without a completion")

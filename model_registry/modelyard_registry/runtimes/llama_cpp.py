@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BackendError, CapabilityMissing, ModelTooLarge
-from .base import Completion, GenerationRequest, Stopwatch, StreamEvent
+from .base import Completion, GenerationRequest, Stopwatch, StreamEvent, drain
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +175,7 @@ class LlamaCppRuntime:
         self.chat = chat
 
     def generate(self, request: GenerationRequest) -> Completion:
-        for event in self.stream(request):
-            if event.completion is not None:
-                return event.completion
-        raise BackendError("llama.cpp stream ended without a completion")
+        return drain(self.stream(request), "llama.cpp")
 
     def count_tokens(self, text: str) -> int:
         model = self.pool.get(self.name, self.path, self.ram_bytes, self.context_length)

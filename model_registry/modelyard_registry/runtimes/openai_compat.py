@@ -17,7 +17,7 @@ import httpx
 import openai
 
 from ..errors import BackendError, BackendTimeout, BackendUnreachable
-from .base import Completion, GenerationRequest, Stopwatch, StreamEvent
+from .base import Completion, GenerationRequest, Stopwatch, StreamEvent, drain
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
@@ -72,10 +72,7 @@ class OpenAICompatRuntime:
         self.backoff_s = backoff_s
 
     def generate(self, request: GenerationRequest) -> Completion:
-        for event in self.stream(request):
-            if event.completion is not None:
-                return event.completion
-        raise BackendError("stream ended without a completion")
+        return drain(self.stream(request), "OpenAI-compatible")
 
     def _kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         messages = request.messages or [{"role": "user", "content": request.prompt or ""}]
