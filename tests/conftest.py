@@ -26,6 +26,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def fresh_redis(url: str) -> str:
+    """Empty the Redis database ``url`` names and return it.
+
+    Each test folder owns one database number (service 11, web 12, infra 13), so folders can run
+    side by side without seeing each other's queues.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
 def wait_http(
     url: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None
 ) -> None:

@@ -32,7 +32,9 @@ from .pricing import (
     PER_MILLION,
     SECONDS_PER_HOUR,
     estimate_tokens,
+    expected_local_cost,
     prefill_rate,
+    remote_cost,
 )
 from .runtimes import RuntimeFactory
 from .scores import Score
@@ -92,6 +94,20 @@ class MachineLimits:
             unmeasured_tokens_per_s=settings.unmeasured_tokens_per_s,
             prefill_factor=settings.prefill_factor,
         )
+
+
+def expected_cost(c: Candidate, prompt_tokens: int, output_tokens: int,
+                  limits: MachineLimits) -> float:
+    """USD ``c`` is expected to cost for these tokens: per token if remote, machine time if local.
+
+    ``decide`` inlines this same arithmetic in its hot loop; everything else calls this.
+    """
+    if not c.is_local:
+        return remote_cost(prompt_tokens, output_tokens, c.price_in, c.price_out)
+    tps = c.tokens_per_s or limits.unmeasured_tokens_per_s
+    prefill = c.prefill_tokens_per_s or tps * limits.prefill_factor
+    return expected_local_cost(prompt_tokens, output_tokens, tps, prefill,
+                               limits.machine_cost_per_hour)
 
 
 Failure = tuple[str, tuple[Any, ...]]  # (str.format template, its arguments)
@@ -289,7 +305,7 @@ def decide(
     budget_s = spec.latency_budget_s
     allow_unscored = spec.allow_unscored
     is_chat = kind == TaskKind.chat
-    # The arithmetic of pricing.expected_local_cost / pricing.remote_cost, inlined: this loop
+    # The arithmetic of expected_cost (and the latency it implies), inlined: this loop
     # runs once per catalogue entry per request (target: p99 < 1 ms for 1,000 entries).
     rate = limits.machine_cost_per_hour / SECONDS_PER_HOUR
     unmeasured = limits.unmeasured_tokens_per_s

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import yaml
 from modelyard_platform.metrics import Metrics
 from modelyard_registry.db import session_scope
@@ -16,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 # The real-stack fixtures of the service tests (API + worker subprocesses, a fresh PostgreSQL
 # database per test); `redis_url` below points them at this directory's own Redis database.
+from tests.conftest import fresh_redis
 from tests.service.conftest import pg_url, stack_factory
 
 from .compose_env import interpolate
@@ -57,10 +57,7 @@ INFRA_REDIS_URL = "redis://127.0.0.1:6379/13"
 
 @pytest.fixture
 def redis_url() -> str:
-    client = redis.Redis.from_url(INFRA_REDIS_URL)
-    client.flushdb()
-    client.close()
-    return INFRA_REDIS_URL
+    return fresh_redis(INFRA_REDIS_URL)
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,11 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import redis
 from modelyard_registry.db import session_scope
 from modelyard_registry.local_models import register_gguf
 from modelyard_registry.settings import Settings
 
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, fresh_redis, wait_http
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -38,10 +37,7 @@ FAST_RECOVERY = {
 
 @pytest.fixture
 def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    client.close()
-    return REDIS_URL
+    return fresh_redis(REDIS_URL)
 
 
 @pytest.fixture

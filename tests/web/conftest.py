@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from modelyard_platform.api import create_app
@@ -20,7 +19,7 @@ from modelyard_platform.auth import create_key
 from modelyard_registry.db import session_scope
 from modelyard_registry.settings import Settings
 
-from tests.conftest import free_port, wait_http
+from tests.conftest import free_port, fresh_redis, wait_http
 
 WEB_REDIS_URL = "redis://127.0.0.1:6379/12"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -105,9 +104,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     """API and worker processes for browser tests (Redis db 12, flushed first)."""
-    client = redis.Redis.from_url(WEB_REDIS_URL)
-    client.flushdb()
-    client.close()
+    fresh_redis(WEB_REDIS_URL)
     home = tmp_path_factory.mktemp("web-home")
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "MODELYARD_DATABASE_URL", "MODELYARD_REDIS_URL"}}

@@ -5,7 +5,6 @@ Screenshots of the job page and the models page are saved under ``test-artifacts
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +23,9 @@ JOB_TIMEOUT_MS = 150_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        # scripts/bootstrap.sh installs it; in CI a missing browser is a failure, not a skip.
-        message = "Debian chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    if not CHROMIUM.exists():  # scripts/bootstrap.sh installs it; a missing browser is a failure
+        pytest.fail("Debian chromium is not installed: run scripts/bootstrap.sh "
+                    "(or apt-get install -y chromium)")
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM))
         yield chromium

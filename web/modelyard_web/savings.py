@@ -1,9 +1,9 @@
 """What routing saved: each call's actual cost against the same tokens on the priciest model.
 
 The baseline prices every call as if it had gone to the most expensive adequate model ("always
-use the big one"): enabled, not unhealthy, priced with the router's own arithmetic (per token
-for remote models; wall time on this machine for local ones, from measured tokens/s, see
-``modelyard_registry.pricing``).  Pure functions over plain rows, plus one loader.
+use the big one"): enabled, not unhealthy, priced with the router's own arithmetic
+(``router.expected_cost``: per token for remote models; wall time on this machine for local
+ones, from measured tokens/s).  Pure functions over plain rows, plus one loader.
 """
 
 from __future__ import annotations
@@ -13,25 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from modelyard_platform.models import as_utc
-from modelyard_registry.pricing import expected_local_seconds, local_cost, remote_cost
-from modelyard_registry.router import Candidate, load_candidates
+from modelyard_registry.router import Candidate, MachineLimits, expected_cost, load_candidates
 from modelyard_registry.scores import Call
 from modelyard_registry.settings import Settings
 from sqlmodel import Session, col, select
-
-
-@dataclass(frozen=True)
-class Rates:
-    """The settings that price local models."""
-
-    machine_cost_per_hour: float
-    unmeasured_tokens_per_s: float
-    prefill_factor: float
-
-    @classmethod
-    def of(cls, settings: Settings) -> Rates:
-        return cls(settings.machine_cost_per_hour, settings.unmeasured_tokens_per_s,
-                   settings.prefill_factor)
 
 
 @dataclass(frozen=True)
@@ -69,21 +54,11 @@ class Savings:
         return 1 - self.actual_usd / self.baseline_usd if self.baseline_usd > 0 else 0.0
 
 
-def cost_on(model: Candidate, prompt_tokens: int, completion_tokens: int, rates: Rates) -> float:
-    """What these tokens would cost on ``model``."""
-    if not model.is_local:
-        return remote_cost(prompt_tokens, completion_tokens, model.price_in, model.price_out)
-    tps = model.tokens_per_s or rates.unmeasured_tokens_per_s
-    prefill = model.prefill_tokens_per_s or tps * rates.prefill_factor
-    seconds = expected_local_seconds(prompt_tokens, completion_tokens, tps, prefill)
-    return local_cost(seconds, rates.machine_cost_per_hour)
-
-
 def adequate(models: list[Candidate]) -> list[Candidate]:
     return [m for m in models if m.enabled and m.health != "unhealthy"]
 
 
-def compute(calls: list[Call], models: list[Candidate], rates: Rates,
+def compute(calls: list[Call], models: list[Candidate], limits: MachineLimits,
             start: date, end: date) -> Savings:
     """Cost per day (every day from ``start`` to ``end``, empty ones too) and calls per model."""
     pool = adequate(models)
@@ -93,7 +68,7 @@ def compute(calls: list[Call], models: list[Candidate], rates: Rates,
         stamp = as_utc(call.created_at)
         if stamp is None:
             continue
-        options = [(cost_on(m, call.prompt_tokens, call.completion_tokens, rates), m.name)
+        options = [(expected_cost(m, call.prompt_tokens, call.completion_tokens, limits), m.name)
                    for m in pool]
         top_cost, top_name = max(options, default=(0.0, ""))
         if top_name:
@@ -121,5 +96,5 @@ def load(session: Session, settings: Settings, start: datetime, end: datetime) -
     calls = list(session.exec(
         select(Call).where(col(Call.created_at) >= start, col(Call.created_at) <= end)
     ))
-    return compute(calls, load_candidates(session, settings), Rates.of(settings),
+    return compute(calls, load_candidates(session, settings), MachineLimits.from_settings(settings),
                    start.date(), end.date())

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from modelyard_platform.api.deps import ServicesDep, SessionDep
-from modelyard_platform.api.routes.events import _stream
+from modelyard_platform.api.routes.events import event_response
 from modelyard_platform.api.schemas import CallPublic
 from modelyard_platform.auth import Principal
 from modelyard_platform.jobs import store
@@ -90,11 +90,7 @@ def job_events(
     """
     with services.session() as session:
         store.get_job(session, team_id=user.team_id, job_id=job_id)  # 404 for other teams
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return StreamingResponse(
-        _stream(request, services, job_id, after), media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_response(request, services, job_id, last_event_id)
 
 
 @router.post("/jobs/{job_id}/cancel")

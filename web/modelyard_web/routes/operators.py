@@ -16,7 +16,7 @@ from modelyard_registry import catalog
 from modelyard_registry.catalog import Capability, ModelUpdate
 from modelyard_registry.errors import ModelyardError
 from modelyard_registry.remote_models import register_remote
-from modelyard_registry.router import load_candidates
+from modelyard_registry.router import MachineLimits, expected_cost, load_candidates
 from modelyard_registry.scores_view import scores_by_model
 from modelyard_registry.taskspec import TaskKind
 from sqlmodel import Session, col, select
@@ -47,16 +47,16 @@ class ModelRow:
 
 def _rows(session: Session, services: ServicesDep) -> list[ModelRow]:
     settings = services.settings
-    rates = savings.Rates.of(settings)
+    limits = MachineLimits.from_settings(settings)
     candidates = {c.name: c for c in load_candidates(session, settings)}
     scores = scores_by_model(session)
     rows = []
     for entry in catalog.list_models(session):
         cand = candidates[entry.name]
         if cand.is_local:
-            per_m = savings.cost_on(cand, 0, 1_000_000, rates)
+            per_m = expected_cost(cand, 0, 1_000_000, limits)
             label = f"{money(per_m)} / M out"
-            speed = cand.tokens_per_s or rates.unmeasured_tokens_per_s
+            speed = cand.tokens_per_s or limits.unmeasured_tokens_per_s
             measured = "measured" if cand.tokens_per_s else "assumed"
             note = f"machine time at {speed:.1f} tok/s ({measured})"
         else:

@@ -79,6 +79,17 @@ async def _stream(request: Request, services: Services, job_id: str, after: int
             await client.aclose()
 
 
+def event_response(request: Request, services: Services, job_id: str,
+                   last_event_id: str | None) -> StreamingResponse:
+    """The SSE response for a job the caller may read (API key or web session: both use it)."""
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return StreamingResponse(
+        _stream(request, services, job_id, after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 @router.get("/{job_id}/events")
 def job_events(
     job_id: str,
@@ -89,12 +100,4 @@ def job_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     store.get_job(session, team_id=principal.team_id, job_id=job_id)  # 404 for other teams
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return StreamingResponse(
-        _stream(request, services, job_id, after),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-
+    return event_response(request, services, job_id, last_event_id)
