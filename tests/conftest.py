@@ -26,6 +26,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TEST_REDIS = os.environ.get("MODELYARD_TEST_REDIS", "127.0.0.1:6379")
+
+
+def redis_test_url(db: int) -> str:
+    """Redis database ``db`` on the test Redis (``MODELYARD_TEST_REDIS`` host:port, default the
+    machine's 127.0.0.1:6379), so several checkouts can run their suites side by side."""
+    return f"redis://{TEST_REDIS}/{db}"
+
+
 def fresh_redis(url: str) -> str:
     """Empty the Redis database ``url`` names and return it.
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 # The real-stack fixtures of the service tests (API + worker subprocesses, a fresh PostgreSQL
 # database per test); `redis_url` below points them at this directory's own Redis database.
-from tests.conftest import fresh_redis
+from tests.conftest import fresh_redis, redis_test_url
 from tests.service.conftest import pg_url, stack_factory
 
 from .compose_env import interpolate
@@ -52,7 +52,7 @@ def overlay(request: pytest.FixtureRequest) -> tuple[str, list[Resource]]:
 
 
 # Redis database 13 is tests/infra's own: the service tests (db 11) may run at the same time.
-INFRA_REDIS_URL = "redis://127.0.0.1:6379/13"
+INFRA_REDIS_URL = redis_test_url(13)
 
 
 @pytest.fixture

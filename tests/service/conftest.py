@@ -21,9 +21,9 @@ from modelyard_registry.db import session_scope
 from modelyard_registry.local_models import register_gguf
 from modelyard_registry.settings import Settings
 
-from tests.conftest import free_port, fresh_redis, wait_http
+from tests.conftest import free_port, fresh_redis, redis_test_url, wait_http
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = redis_test_url(11)
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 # Short leases and reconcile periods so worker-death tests recover in seconds, not minutes.
 FAST_RECOVERY = {

@@ -19,9 +19,9 @@ from modelyard_platform.auth import create_key
 from modelyard_registry.db import session_scope
 from modelyard_registry.settings import Settings
 
-from tests.conftest import free_port, fresh_redis, wait_http
+from tests.conftest import free_port, fresh_redis, redis_test_url, wait_http
 
-WEB_REDIS_URL = "redis://127.0.0.1:6379/12"
+WEB_REDIS_URL = redis_test_url(12)
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
