@@ -1,0 +1,1 @@
+"""Per-request routing: evidence, the adequacy predictor, the pure decision, replay, the cascade."""
