@@ -88,6 +88,16 @@ class BackendUnreachable(BackendError):
     error_type = "backend_unreachable"
 
 
+class BackendCrashed(BackendError):
+    """A local model's runner process died mid-call (native crash, abort, OOM kill).
+
+    Only that call fails; the runner is started again for the next one.  The message names the
+    model and the signal, never a path.
+    """
+
+    error_type = "backend_crashed"
+
+
 class CascadeExhausted(ModelyardError):
     """Every candidate of a cascade failed or was rejected by the validator.
 
