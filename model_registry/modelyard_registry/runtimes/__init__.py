@@ -61,5 +61,9 @@ class RuntimeFactory:
             response_format=entry.response_format,
         )
 
+    def loaded(self) -> frozenset[str]:
+        """Names of the local models in memory now: asking their tokenizer costs no load."""
+        return frozenset(self.pool.loaded)
+
     def close(self) -> None:
         self.pool.close()

@@ -59,6 +59,14 @@ class Runtime(Protocol):
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]: ...
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for this model: exact where the backend holds the tokenizer.
+
+        Routing prices a call by its prompt tokens; it asks only runtimes whose model is loaded
+        (``RuntimeFactory.loaded``), and estimates the rest.
+        """
+        ...
+
 
 @dataclass
 class Stopwatch:

@@ -17,6 +17,7 @@ import httpx
 import openai
 
 from ..errors import BackendError, BackendTimeout, BackendUnreachable
+from ..pricing import estimate_tokens
 from .base import Completion, GenerationRequest, Stopwatch, StreamEvent, drain
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -73,6 +74,10 @@ class OpenAICompatRuntime:
 
     def generate(self, request: GenerationRequest) -> Completion:
         return drain(self.stream(request), "OpenAI-compatible")
+
+    def count_tokens(self, text: str) -> int:
+        """An estimate: the server's tokenizer is a network round-trip away, too dear to route on."""
+        return estimate_tokens(text)
 
     def _kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         messages = request.messages or [{"role": "user", "content": request.prompt or ""}]

@@ -1,0 +1,66 @@
+"""The catalogue as the decision sees it: one ``Candidate`` per entry with its measured figures.
+
+The only module of the decision path that reads the database (two queries): entries, and their
+Scores, from which it takes the newest score per kind and throughput weighted by items measured.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from ..catalog import ModelEntry, list_models
+from ..pricing import prefill_rate
+from ..scores import Score
+from ..settings import Settings
+from .candidates import Candidate
+
+
+def _measured(rows: list[Score]) -> tuple[dict[str, float], float | None, float | None]:
+    """Scores per kind (newest row wins) and throughput averaged over rows, weighted by n."""
+    scores: dict[str, float] = {}
+    for row in rows:  # ordered oldest first
+        scores[row.kind] = row.value
+    speed = [(r.tokens_per_s, r.n) for r in rows if r.tokens_per_s]
+    prefill = [
+        (p, r.n)
+        for r in rows
+        if (p := prefill_rate(latency_s=r.latency_s, prompt_tokens_mean=r.prompt_tokens_mean,
+                              completion_tokens_mean=r.completion_tokens_mean,
+                              tokens_per_s=r.tokens_per_s)) is not None
+    ]
+
+    def weighted(pairs: list[tuple[float, int]]) -> float | None:
+        total = sum(max(n, 1) for _, n in pairs)
+        return sum(v * max(n, 1) for v, n in pairs) / total if pairs else None
+
+    return scores, weighted([(float(v), n) for v, n in speed]), weighted(prefill)
+
+
+def candidate_from(entry: ModelEntry, rows: list[Score]) -> Candidate:
+    scores, tps, pre = _measured(rows)
+    return Candidate(
+        name=entry.name,
+        backend=entry.backend.value,
+        capabilities=frozenset(entry.capabilities),
+        context_length=entry.context_length,
+        price_in=entry.price_in,
+        price_out=entry.price_out,
+        tokens_per_s=tps,
+        health=entry.health.value,
+        enabled=entry.enabled,
+        ram_bytes=entry.ram_bytes,
+        scores=scores,
+        prefill_tokens_per_s=pre,
+    )
+
+
+def load_candidates(session: Session, settings: Settings) -> list[Candidate]:
+    """Snapshot the catalogue and its Scores (two queries) for ``decide``."""
+    del settings  # part of the signature so a future source (e.g. VRAM probes) needs no change
+    rows: dict[str, list[Score]] = {}
+    for s in session.exec(select(Score).order_by(col(Score.created_at), col(Score.id))).all():
+        rows.setdefault(s.model_name, []).append(s)
+    return [candidate_from(e, rows.get(e.name, [])) for e in list_models(session)]
+
+
+__all__ = ["candidate_from", "load_candidates"]
