@@ -1,0 +1,41 @@
+"""Keep the request text of a production call, so its validator verdict becomes evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlmodel import Session
+
+from .tables import CallInput, bounded
+
+
+def evidence_text(messages: Iterable[Mapping[str, str]] | None, prompt: str | None) -> str:
+    """What a request asks, as the predictor should see it: the user turns, or the raw prompt.
+
+    System messages are the product's instructions, the same on every call of a node; leaving
+    them out keeps the text about the request itself (and the row small).
+    """
+    if messages is None:
+        return bounded(prompt or "")
+    users = [m.get("content", "") for m in messages if m.get("role", "user") == "user"]
+    return bounded("\n\n".join(users))
+
+
+def record_call_input(
+    session: Session,
+    *,
+    request_id: str,
+    kind: str,
+    text: str,
+    team_id: int | None = None,
+    job_id: str | None = None,
+    node: str | None = None,
+) -> None:
+    """Add the request's text once (a second attempt of the same request adds nothing).
+
+    The caller commits: the cascade writes it in the transaction of the first ``Call`` row.
+    """
+    if session.get(CallInput, request_id) is not None:
+        return
+    session.add(CallInput(request_id=request_id, team_id=team_id, job_id=job_id, node=node,
+                          kind=kind, text=bounded(text)))
