@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     n_threads: int = Field(default_factory=default_threads)
     n_gpu_layers: int = Field(default=-1, description="-1 offloads all layers when supported.")
     n_ctx: int = Field(default=4096, description="Context window per loaded model (capped).")
+    runner_memory_headroom_mb: int = Field(
+        default=1536, ge=0,
+        description="Address space a llama.cpp runner may use beyond its model's RAM estimate "
+        "(RLIMIT_AS); 0 = unlimited.",
+    )
 
     # remote runtime
     connect_timeout_s: float = 5.0

@@ -34,6 +34,7 @@ class RuntimeFactory:
             n_threads=settings.n_threads,
             n_gpu_layers=settings.n_gpu_layers,
             n_ctx=settings.n_ctx,
+            memory_headroom_bytes=settings.runner_memory_headroom_mb * 2**20,
         )
 
     def for_entry(self, entry: ModelEntry) -> Runtime:
@@ -66,4 +67,5 @@ class RuntimeFactory:
         return frozenset(self.pool.loaded)
 
     def close(self) -> None:
+        """Stop every runner process this factory started."""
         self.pool.close()

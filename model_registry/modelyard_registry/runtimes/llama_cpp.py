@@ -1,161 +1,171 @@
-"""Local GGUF models on llama.cpp (llama-cpp-python).
+"""Local GGUF models on llama.cpp, each loaded model in its own runner process.
 
-Loading a model costs seconds and hundreds of MB, so loaded models live in a pool: load once, reuse,
-evict the least recently used to stay under the RAM budget.  A llama.cpp context is not
-thread-safe, so each loaded model has its own lock.
+Loading a model costs seconds and hundreds of MB, so loaded models live in a pool: load once,
+reuse, evict the least recently used to stay under the RAM budget.  Each loaded model is a
+supervised ``llama_runner`` process (``runner_process``): native code that crashes takes down
+that runner and fails that one call with ``BackendCrashed``; the next call starts a new runner.
+Evicting a model stops its process, which is what gives its memory back.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from multiprocessing.connection import Connection
+from typing import cast
 
-from ..errors import BackendError, CapabilityMissing, ModelTooLarge
+from ..errors import BackendError, CapabilityMissing, InvalidInput, ModelTooLarge
 from .base import Completion, GenerationRequest, Stopwatch, StreamEvent, drain
+from .runner_process import RunnerConfig, RunnerProcess
+from .runner_wire import REPEAT_PENALTY, Counted, Done, Failed, Generate, Pieces, Reply, Tokenize
+
+__all__ = ["REPEAT_PENALTY", "LlamaCppRuntime", "LlamaPool"]
 
 log = logging.getLogger(__name__)
 
-# llama.cpp's server (and llama_cpp.server, our stand-in for vLLM) penalise repeats by 1.1;
-# llama-cpp-python's in-process default is 1.0, with which small models loop inside JSON strings
-# until max_tokens.  The same weights should behave the same local or served.
-REPEAT_PENALTY = 1.1
-
-def gpu_offload_supported() -> bool:
-    import llama_cpp
-
-    return bool(llama_cpp.llama_supports_gpu_offload())
-
-@dataclass
-class LoadedModel:
-    name: str
-    llama: Any
-    ram_bytes: int
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    formatter: Any = None
-
-    def __post_init__(self) -> None:
-        """Chat prompts use the GGUF's own Jinja template, as llama-cpp-python's handler does."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        template = self.llama.metadata.get("tokenizer.chat_template")
-        if template:
-            vocab = self.llama._model
-            eos, bos = self.llama.token_eos(), self.llama.token_bos()
-            self.formatter = Jinja2ChatFormatter(
-                template=template,
-                eos_token=vocab.token_get_text(eos) if eos != -1 else "",
-                bos_token=vocab.token_get_text(bos) if bos != -1 else "",
-            )
 
 class LlamaPool:
-    """Loaded models keyed by catalogue name, LRU-evicted under ``ram_budget_bytes``."""
+    """Runner processes keyed by catalogue name, LRU-evicted under ``ram_budget_bytes``.
+
+    ``memory_headroom_bytes`` is what a runner may address beyond its model's RAM estimate (the
+    interpreter, llama.cpp's buffers, the KV cache); the sum is the runner's ``RLIMIT_AS``, so a
+    runaway allocation kills that runner, not the machine.  0 turns the limit off (it is never
+    applied to a runner that offloads to a GPU: GPU drivers reserve huge address ranges).
+    """
 
     def __init__(
-        self, *, ram_budget_bytes: int, n_threads: int, n_gpu_layers: int, n_ctx: int
+        self,
+        *,
+        ram_budget_bytes: int,
+        n_threads: int,
+        n_gpu_layers: int,
+        n_ctx: int,
+        memory_headroom_bytes: int = 1536 * 2**20,
     ) -> None:
         self.ram_budget_bytes = ram_budget_bytes
         self.n_threads = n_threads
         self.n_gpu_layers = n_gpu_layers
         self.n_ctx = n_ctx
-        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self.memory_headroom_bytes = memory_headroom_bytes
+        self._runners: OrderedDict[str, RunnerProcess] = OrderedDict()
         self._lock = threading.Lock()
+        self._socket_dir: str | None = None
+        self._started = 0
 
     @property
     def loaded(self) -> list[str]:
+        """Models with a live runner, least recently used first."""
         with self._lock:
-            return list(self._models)
+            return [name for name, r in self._runners.items() if r.alive]
 
     @property
     def used_bytes(self) -> int:
         with self._lock:
-            return sum(m.ram_bytes for m in self._models.values())
+            return self._used_bytes()
 
-    def get(self, name: str, path: str, ram_bytes: int, context_length: int | None) -> LoadedModel:
+    def _used_bytes(self) -> int:
+        return sum(r.ram_bytes for r in self._runners.values())
+
+    def pid(self, name: str) -> int | None:
+        """The process id of ``name``'s runner, if one is running (for operators and tests)."""
         with self._lock:
-            model = self._models.get(name)
-            if model is not None:
-                self._models.move_to_end(name)
-                return model
+            runner = self._runners.get(name)
+            return runner.pid if runner is not None and runner.alive else None
+
+    def get(
+        self, name: str, path: str, ram_bytes: int, context_length: int | None
+    ) -> RunnerProcess:
+        """The live runner for ``name``, started (after evicting others) if there is none."""
+        with self._lock:
+            runner = self._runners.get(name)
+            if runner is not None and runner.alive:
+                self._runners.move_to_end(name)
+                return runner
+            if runner is not None:  # crashed earlier: its call already failed, start anew
+                del self._runners[name]
+                runner.stop()
             if ram_bytes > self.ram_budget_bytes:
                 raise ModelTooLarge(
                     f"model {name!r} needs ~{ram_bytes // 2**20} MB but the RAM budget is "
                     f"{self.ram_budget_bytes // 2**20} MB (MODELYARD_RAM_BUDGET_MB)"
                 )
-            while self._models and self.used_bytes_unlocked + ram_bytes > self.ram_budget_bytes:
-                evicted, old = self._models.popitem(last=False)
+            while self._runners and self._used_bytes() + ram_bytes > self.ram_budget_bytes:
+                evicted, old = self._runners.popitem(last=False)
                 log.info("evicting %s to stay under the RAM budget", evicted)
-                with old.lock:  # wait for an in-flight call before freeing its context
-                    old.llama.close()
-            model = LoadedModel(name, self._load(path, context_length), ram_bytes)
-            self._models[name] = model
-            return model
+                with old.lock:  # a generation in flight finishes first
+                    old.stop()
+            runner = RunnerProcess(name, ram_bytes, self._config(path, ram_bytes, context_length),
+                                   self._socket_path())
+            self._runners[name] = runner
+            return runner
 
-    @property
-    def used_bytes_unlocked(self) -> int:
-        return sum(m.ram_bytes for m in self._models.values())
+    def _config(self, path: str, ram_bytes: int, context_length: int | None) -> RunnerConfig:
+        limit = 0
+        if self.memory_headroom_bytes > 0:
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                size = 0
+            limit = max(ram_bytes, size) + self.memory_headroom_bytes
+        return RunnerConfig(
+            model_path=path,
+            n_ctx=min(self.n_ctx, context_length or self.n_ctx),
+            n_threads=self.n_threads,
+            n_gpu_layers=self.n_gpu_layers,
+            address_space_bytes=limit,
+        )
 
-    def _load(self, path: str, context_length: int | None) -> Any:
-        from llama_cpp import Llama
-
-        n_ctx = min(self.n_ctx, context_length or self.n_ctx)
-        try:
-            return Llama(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_threads=self.n_threads,
-                n_gpu_layers=self.n_gpu_layers if gpu_offload_supported() else 0,
-                verbose=False,
-            )
-        except Exception as exc:
-            raise BackendError(f"llama.cpp could not load {path}: {exc}") from exc
+    def _socket_path(self) -> str:
+        if self._socket_dir is None:  # private (0700): only this user can reach the runners
+            self._socket_dir = tempfile.mkdtemp(prefix="modelyard-runners-")
+        self._started += 1
+        return os.path.join(self._socket_dir, f"r{self._started}.sock")
 
     def close(self) -> None:
         with self._lock:
-            for model in self._models.values():
-                with model.lock:
-                    model.llama.close()
-            self._models.clear()
+            for runner in self._runners.values():
+                runner.stop()
+            self._runners.clear()
+            if self._socket_dir is not None:
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
+                self._socket_dir = None
 
-def _grammar(schema: dict[str, Any]) -> Any:
-    from llama_cpp.llama_grammar import LlamaGrammar
 
-    return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+def _recv(conn: Connection, runner: RunnerProcess) -> Reply:
+    try:
+        return cast(Reply, conn.recv())
+    except (EOFError, OSError) as exc:
+        raise runner.crashed() from exc
 
-class _TokenCounter:
-    """Exact usage for streams, which llama-cpp-python does not report.
 
-    llama.cpp calls stopping criteria once per sampled token with the ids evaluated so far, so
-    the shortest slice is the prompt and the longest gives the number of sampled tokens.  A
-    sampled end-of-generation token is not part of the completion (OpenAI semantics).
-    """
+def _count(runner: RunnerProcess, text: str) -> int:
+    conn = runner.connect()
+    try:
+        conn.send(Tokenize(text))
+        reply = _recv(conn, runner)
+    finally:
+        conn.close()
+    if not isinstance(reply, Counted):
+        raise BackendError(f"model {runner.name!r} could not count tokens")
+    return reply.tokens
 
-    def __init__(self) -> None:
-        self.first_len: int | None = None
-        self.last_len = 0
-        self.watch: Stopwatch | None = None
 
-    def __call__(self, input_ids: Any, _logits: Any) -> bool:
-        n = len(input_ids)
-        if self.first_len is None:
-            self.first_len = n
-            if self.watch is not None:
-                self.watch.mark_token()
-        self.last_len = max(self.last_len, n)
-        return False
+def _failure(name: str, reply: Failed) -> Exception:
+    if reply.kind == "capability_missing":
+        return CapabilityMissing(f"model {name!r}: {reply.message}")
+    if reply.kind == "invalid_input":
+        return InvalidInput(f"model {name!r} cannot take this request: {reply.message}")
+    return BackendError(f"model {name!r} failed: {reply.message}")
 
-    def usage(self, finish: str | None) -> tuple[int, int]:
-        if self.first_len is None:
-            return 0, 0
-        sampled = self.last_len - self.first_len + 1
-        return self.first_len, sampled - 1 if finish == "stop" else sampled
 
 class LlamaCppRuntime:
-    """One catalogue entry served from the shared pool."""
+    """One catalogue entry served by its runner in the shared pool."""
 
     def __init__(
         self,
@@ -174,68 +184,61 @@ class LlamaCppRuntime:
         self.context_length = context_length
         self.chat = chat
 
+    def _runner(self) -> RunnerProcess:
+        return self.pool.get(self.name, self.path, self.ram_bytes, self.context_length)
+
     def generate(self, request: GenerationRequest) -> Completion:
         return drain(self.stream(request), "llama.cpp")
 
     def count_tokens(self, text: str) -> int:
-        model = self.pool.get(self.name, self.path, self.ram_bytes, self.context_length)
-        with model.lock:
-            return len(model.llama.tokenize(text.encode(), add_bos=False, special=True))
+        return _count(self._runner(), text)
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        """Pieces as the runner samples them, then the measured completion.
+
+        Closing this iterator early (a client that went away) closes the connection, which the
+        runner notices at its next token and stops generating.
+        """
         if request.messages is not None and not self.chat:
             raise CapabilityMissing(
                 f"model {self.name!r} is completion-only; send a prompt, not chat messages"
             )
-        from llama_cpp import StoppingCriteriaList
-
-        model = self.pool.get(self.name, self.path, self.ram_bytes, self.context_length)
-        kwargs: dict[str, Any] = {
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "repeat_penalty": REPEAT_PENALTY,
-            "stop": request.stop or [],
-            "stream": True,
-        }
-        if request.json_schema is not None:
-            kwargs["grammar"] = _grammar(request.json_schema)
-        counter = _TokenCounter()
-        kwargs["stopping_criteria"] = StoppingCriteriaList([counter])
-        with model.lock:
+        message = Generate(
+            messages=request.messages, prompt=request.prompt, max_tokens=request.max_tokens,
+            temperature=request.temperature, stop=list(request.stop or []),
+            json_schema=request.json_schema, logprobs=request.logprobs,
+        )
+        runner = self._runner()
+        parts: list[str] = []
+        with runner.lock:
             watch = Stopwatch()
-            counter.watch = watch
-            llama = model.llama
-            prompt: Any = request.prompt
-            if request.messages is not None:
-                if model.formatter is None:
-                    raise CapabilityMissing(f"model {self.name!r} has no chat template")
-                formatted = model.formatter(messages=request.messages)
-                prompt = llama.tokenize(
-                    formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
-                )
-                extra = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop]
-                kwargs["stop"] = kwargs["stop"] + [s for s in extra if s]
-            chunks = llama.create_completion(prompt=prompt, **kwargs)
-            parts: list[str] = []
-            finish: str | None = None
-            for chunk in chunks:
-                choice = chunk["choices"][0]
-                piece = choice["text"]
-                finish = choice.get("finish_reason") or finish
-                if piece:
-                    parts.append(piece)
-                    yield StreamEvent(text=piece)
-            latency, ttft = watch.finish()
-        text = "".join(parts)
-        n_prompt, n_out = counter.usage(finish)
+            conn = runner.connect()
+            try:
+                conn.send(message)
+                sent_s = time.perf_counter() - watch.start
+                while True:
+                    reply = _recv(conn, runner)
+                    if isinstance(reply, Pieces):
+                        parts.append(reply.text)
+                        yield StreamEvent(text=reply.text)
+                    elif isinstance(reply, Done):
+                        break
+                    elif isinstance(reply, Failed):
+                        raise _failure(self.name, reply)
+                    else:
+                        raise BackendError(f"model {self.name!r}: unexpected runner reply")
+            finally:
+                conn.close()
+            latency = time.perf_counter() - watch.start
         yield StreamEvent(
             completion=Completion(
-                text=text,
-                finish_reason=finish,
-                prompt_tokens=n_prompt,
-                completion_tokens=n_out,
+                text="".join(parts),
+                finish_reason=reply.finish_reason,
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
                 latency_s=latency,
-                ttft_s=ttft,
+                ttft_s=min(sent_s + reply.ttft_s, latency),
                 model=self.name,
+                token_logprobs=reply.token_logprobs,
             )
         )
