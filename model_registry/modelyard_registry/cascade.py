@@ -27,6 +27,7 @@ from sqlmodel import Session
 
 from .catalog import Backend, Capability, ModelEntry, list_models, record_health
 from .errors import BackendUnreachable, CascadeExhausted
+from .evidence.calls import evidence_text, record_call_input
 from .pricing import local_cost, remote_cost
 from .router import (
     Candidate,
@@ -162,6 +163,7 @@ class Cascade:
         node: str | None = None,
     ) -> CascadeResult:
         decision, candidates, entries = self.plan(spec, request)
+        text = evidence_text(request.messages, request.prompt)
         attempts: list[Attempt] = []
         ranked = decision.ranked()
         for index, verdict in enumerate(ranked, start=1):
@@ -170,7 +172,7 @@ class Cascade:
                 verdict, candidates[verdict.name], entries[verdict.name], request, validator, last
             )
             attempts.append(attempt)
-            self._record(attempt, index, spec, request_id, job_id, team_id, node)
+            self._record(attempt, index, spec, request_id, job_id, team_id, node, text=text)
             if attempt.outcome == "accepted" and completion is not None:
                 return CascadeResult(
                     completion=completion,
@@ -227,7 +229,8 @@ class Cascade:
                     attempt = Attempt(verdict.name, 0, 0, latency,
                                       call_cost(candidate, latency, rate), "error",
                                       "stream ended early")
-                self._record(attempt, 1, spec, request_id, job_id, team_id, node)
+                self._record(attempt, 1, spec, request_id, job_id, team_id, node,
+                             text=evidence_text(request.messages, request.prompt))
 
         return verdict.name, events()
 
@@ -283,6 +286,7 @@ class Cascade:
     def _record(
         self, attempt: Attempt, index: int, spec: TaskSpec, request_id: str,
         job_id: str | None, team_id: int | None, node: str | None,
+        *, text: str = "",
     ) -> None:
         with self.session_factory() as session:
             session.add(Call(
@@ -292,6 +296,9 @@ class Cascade:
                 latency_s=attempt.latency_s, ttft_s=attempt.ttft_s, cost_usd=attempt.cost_usd,
                 outcome=attempt.outcome, reason=attempt.reason[:1000],
             ))
+            if index == 1:  # the request's text, once, so its verdicts become evidence
+                record_call_input(session, request_id=request_id, kind=str(spec.kind),
+                                  text=text, team_id=team_id, job_id=job_id, node=node)
             session.commit()
 
 
