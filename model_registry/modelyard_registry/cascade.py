@@ -291,7 +291,7 @@ class Cascade:
         with self.session_factory() as session:
             session.add(Call(
                 request_id=request_id, job_id=job_id, team_id=team_id, node=node,
-                kind=spec.kind.value, attempt=index, model_name=attempt.model,
+                kind=str(spec.kind), attempt=index, model_name=attempt.model,
                 prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
                 latency_s=attempt.latency_s, ttft_s=attempt.ttft_s, cost_usd=attempt.cost_usd,
                 outcome=attempt.outcome, reason=attempt.reason[:1000],

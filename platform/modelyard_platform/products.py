@@ -10,7 +10,7 @@ import uuid
 from typing import Any, Protocol
 
 from modelyard_registry.runtimes import GenerationRequest
-from modelyard_registry.taskspec import TaskKind, TaskSpec
+from modelyard_registry.taskspec import KIND_RE, TaskKind, TaskSpec
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -46,7 +46,8 @@ class GenerateInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prompt: str = Field(min_length=1, max_length=100_000, description="The user message.")
     max_tokens: int = Field(default=256, ge=1, le=4096)
-    kind: TaskKind = TaskKind.chat
+    kind: str = Field(default=TaskKind.chat.value, pattern=KIND_RE.pattern,
+                      description="A built-in task kind or an operator's own.")
 
 
 class GenerateOutput(BaseModel):

@@ -222,7 +222,7 @@ def test_negative_token_counts_are_bad_input() -> None:
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"kind": "poetry"}, "kind", "unknown task kind 'poetry'"),
+        ({"kind": "Poetry!"}, "kind", "invalid task kind 'Poetry!'"),
         ({"kind": "qa", "min_quality": 1.5}, "min_quality", "min_quality"),
         ({"kind": "qa", "min_quality": -0.1}, "min_quality", "min_quality"),
         ({"kind": "qa", "max_output_tokens": 0}, "max_output_tokens", "max_output_tokens"),
@@ -340,7 +340,7 @@ def test_route_explain_table_and_no_adequate_model(scored_catalogue: Session) ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--kind", "poetry"], "unknown task kind 'poetry'"),
+        (["--kind", "Poetry!"], "invalid task kind 'Poetry!'"),
         (["--kind", "qa", "--min-quality", "1.5"], "min_quality"),
         (["--kind", "qa", "--max-tokens", "-1"], "max_output_tokens"),
         (["--kind", "qa", "--pin", "ghost"], "pinned model 'ghost' is not in the catalogue"),

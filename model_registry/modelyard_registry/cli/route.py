@@ -53,7 +53,7 @@ def explain(
     if as_json:
         print_json(decision.to_dict())
     else:
-        table = Table(title=f"route explain: {spec.kind.value}, min quality {min_quality:g}",
+        table = Table(title=f"route explain: {spec.kind}, min quality {min_quality:g}",
                       header_style="bold")
         for column in ("model", "quality", "cost $", "secs", "status"):
             table.add_column(column, no_wrap=True)
