@@ -29,15 +29,10 @@ from .catalog import Backend, Capability, ModelEntry, list_models, record_health
 from .errors import BackendUnreachable, CascadeExhausted
 from .evidence.calls import evidence_text, record_call_input
 from .pricing import local_cost, remote_cost
-from .router import (
-    Candidate,
-    CandidateVerdict,
-    Decision,
-    MachineLimits,
-    count_prompt_tokens,
-    decide,
-    load_candidates,
-)
+from .routing.candidates import Candidate, MachineLimits
+from .routing.explain import decide_request
+from .routing.serving import ActivePredictor
+from .routing.verdicts import CandidateVerdict, Decision
 from .runtimes import Completion, GenerationRequest, RuntimeFactory, StreamEvent
 from .scores import Call
 from .settings import Settings
@@ -131,23 +126,32 @@ class Cascade:
     """Runs a request on the cheapest adequate model, escalating on rejection or error."""
 
     def __init__(
-        self, session_factory: SessionFactory, settings: Settings, runtimes: RuntimeFactory
+        self, session_factory: SessionFactory, settings: Settings, runtimes: RuntimeFactory,
+        predictor: ActivePredictor | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.settings = settings
         self.runtimes = runtimes
         self.limits = MachineLimits.from_settings(settings)
+        self.predictor = predictor if predictor is not None else ActivePredictor(settings)
 
     def plan(self, spec: TaskSpec, request: GenerationRequest) -> tuple[
         Decision, dict[str, Candidate], dict[str, ModelEntry]
     ]:
-        """Route the request (raises on bad input or when nothing is adequate; writes nothing)."""
+        """Route the request (raises on bad input or when nothing is adequate; writes nothing).
+
+        Candidates are judged, and the cascade ordered, by the active predictor's predictions
+        for this request when it has evidence for the kind, else by the per-kind scores.
+        """
         spec = effective_spec(spec, request)
         with self.session_factory() as session:
-            candidates = load_candidates(session, self.settings)
+            decision, candidates = decide_request(
+                session, self.settings, spec, request_text(request), runtimes=self.runtimes,
+                predictor=self.predictor, query_text=evidence_text(request.messages,
+                                                                   request.prompt),
+                limits=self.limits,
+            )
             entries = {e.name: e for e in list_models(session)}
-            counts = count_prompt_tokens(session, candidates, request_text(request), self.runtimes)
-        decision = decide(spec, counts, candidates, self.limits)
         decision.require()
         return decision, {c.name: c for c in candidates}, entries
 

@@ -121,6 +121,15 @@ class Settings(BaseSettings):
         description="Prompt processing speed as a multiple of generation speed, used only when "
         "a model's Scores do not let us derive its measured prefill rate.",
     )
+    route_retrain_min_new: int = Field(
+        default=200, ge=0,
+        description="Workers retrain the routing predictor once this many new outcomes arrived "
+        "since the active version (0: only `yard route train`).",
+    )
+    route_predictor_check_s: float = Field(
+        default=30.0, ge=0,
+        description="How often a process looks for a newer trained predictor (not per request).",
+    )
 
     # agents
     doc_max_chars: int = Field(default=200_000, description="Largest doc-summary input.")

@@ -1,8 +1,8 @@
-"""The decision for one prompt, read from the database: what `yard route explain` and the API show.
+"""The decision for one request, from the database: the cascade, explain CLI and API all run it.
 
-``explain`` snapshots the catalogue, counts the prompt's tokens, asks the active predictor (when
-one is trained and has evidence for the kind) and runs the pure ``decide``; ``route`` is the same
-but raises when nothing is adequate.
+``decide_request`` snapshots the catalogue, counts the prompt's tokens, asks the active predictor
+(when one is trained and has evidence for the kind) and runs the pure ``decide``.  ``explain``
+returns that decision even when nothing is adequate; ``route`` raises then.
 """
 
 from __future__ import annotations
@@ -12,11 +12,42 @@ from sqlmodel import Session
 from ..runtimes import RuntimeFactory
 from ..settings import Settings
 from ..taskspec import TaskSpec
-from .candidates import MachineLimits
+from .candidates import Candidate, MachineLimits
 from .decide import decide
+from .serving import ActivePredictor
 from .snapshot import load_candidates
 from .tokens import count_prompt_tokens
 from .verdicts import Decision
+
+
+def decide_request(
+    session: Session,
+    settings: Settings,
+    spec: TaskSpec,
+    prompt_text: str,
+    *,
+    runtimes: RuntimeFactory | None = None,
+    predictor: ActivePredictor | None = None,
+    query_text: str | None = None,
+    limits: MachineLimits | None = None,
+) -> tuple[Decision, list[Candidate]]:
+    """The decision and the snapshot it was made on.
+
+    ``prompt_text`` sizes the call (its tokens); ``query_text`` is what the predictor compares
+    with its evidence (the user's words, as ``evidence.calls.evidence_text`` keeps them), and
+    defaults to the prompt.  A pinned call skips prediction: it skips the quality bar anyway.
+    """
+    candidates = load_candidates(session, settings)
+    counts = count_prompt_tokens(session, candidates, prompt_text, runtimes)
+    predictions = rule = None
+    if predictor is not None and spec.pinned_model is None:
+        predictions = predictor.predictions(session, str(spec.kind), query_text or prompt_text,
+                                            [c.name for c in candidates])
+        if predictions:
+            rule = predictor.rule(spec.min_quality)
+    decision = decide(spec, counts, candidates, limits or MachineLimits.from_settings(settings),
+                      predictions, rule)
+    return decision, candidates
 
 
 def explain(
@@ -25,11 +56,13 @@ def explain(
     spec: TaskSpec,
     prompt_text: str,
     runtimes: RuntimeFactory | None = None,
+    *,
+    predictor: ActivePredictor | None = None,
 ) -> Decision:
     """The decision for this prompt, even when nothing is adequate (``chosen`` is then None)."""
-    candidates = load_candidates(session, settings)
-    counts = count_prompt_tokens(session, candidates, prompt_text, runtimes)
-    return decide(spec, counts, candidates, MachineLimits.from_settings(settings))
+    decision, _ = decide_request(session, settings, spec, prompt_text, runtimes=runtimes,
+                                 predictor=predictor)
+    return decision
 
 
 def route(
@@ -38,11 +71,13 @@ def route(
     spec: TaskSpec,
     prompt_text: str,
     runtimes: RuntimeFactory | None = None,
+    *,
+    predictor: ActivePredictor | None = None,
 ) -> Decision:
     """Like ``explain`` but raises ``NoAdequateModel`` (naming the closest candidate)."""
-    decision = explain(session, settings, spec, prompt_text, runtimes)
+    decision = explain(session, settings, spec, prompt_text, runtimes, predictor=predictor)
     decision.require()
     return decision
 
 
-__all__ = ["explain", "route"]
+__all__ = ["decide_request", "explain", "route"]

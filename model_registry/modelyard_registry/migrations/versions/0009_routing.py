@@ -1,0 +1,36 @@
+"""Trained routing predictors: one row per version (the files live under home/routing).
+
+Revision ID: 0009_routing
+Revises: 0003
+Create Date: 2026-11-25
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009_routing"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "routing_versions",
+        sa.Column("version", sa.String(), primary_key=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("method", sa.String(), nullable=False),
+        sa.Column("embedder", sa.String(), nullable=False),
+        sa.Column("outcomes", sa.Integer(), nullable=False),
+        sa.Column("items", sa.Integer(), nullable=False),
+        sa.Column("models", sa.JSON(), nullable=False),
+        sa.Column("kinds", sa.JSON(), nullable=False),
+        sa.Column("sources", sa.JSON(), nullable=False),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+    )
+    op.create_index("ix_routing_versions_created_at", "routing_versions", ["created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_routing_versions_created_at", table_name="routing_versions")
+    op.drop_table("routing_versions")

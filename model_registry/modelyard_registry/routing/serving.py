@@ -1,0 +1,82 @@
+"""The process's predictor: the active trained version, loaded once, reloaded when a newer appears.
+
+Routing asks ``ActivePredictor.predictions`` on every request, so the check for a newer version is
+rate-limited: at most one indexed query every ``route_predictor_check_s`` seconds, never one per
+request.  With no trained version (a fresh install) it answers None after that cheap check and
+the decision falls back to the per-kind scores, so prediction costs nothing until it exists.
+A version whose files cannot be loaded (deleted, or an embedder this install lacks) is logged
+once and skipped: routing on per-kind scores beats failing every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from ..settings import Settings
+from .artefacts import active_version, artefact_dir
+from .decide import DecisionRule, identity_rule
+from .outcomes import Prediction
+from .predictor import Predictor, load_predictor
+
+log = logging.getLogger(__name__)
+
+
+class ActivePredictor:
+    """Holds the newest trained predictor of this home/database for one process."""
+
+    def __init__(self, settings: Settings, *, check_interval_s: float | None = None) -> None:
+        self.settings = settings
+        self.check_interval_s = (settings.route_predictor_check_s if check_interval_s is None
+                                 else check_interval_s)
+        self.version: str | None = None
+        self._predictor: Predictor | None = None
+        self._checked_at = float("-inf")
+        self._failed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def current(self, session: Session) -> Predictor | None:
+        """The loaded predictor, after checking for a newer version if the interval passed."""
+        now = time.monotonic()
+        if now - self._checked_at < self.check_interval_s:
+            return self._predictor
+        with self._lock:
+            if now - self._checked_at >= self.check_interval_s:
+                self._refresh(session)
+                self._checked_at = time.monotonic()
+        return self._predictor
+
+    def _refresh(self, session: Session) -> None:
+        row = active_version(session)
+        if row is None or row.version == self.version or row.version in self._failed:
+            return
+        try:
+            predictor = load_predictor(artefact_dir(self.settings, row.version))
+        except Exception as exc:  # keep routing on what we have
+            self._failed.add(row.version)
+            log.warning("routing predictor %s not loaded (%s); keeping %s", row.version, exc,
+                        self.version or "per-kind scores")
+            return
+        self._predictor, self.version = predictor, row.version
+        log.info("routing predictor %s loaded (kinds: %s)", row.version,
+                 ", ".join(predictor.kinds))
+
+    def predictions(
+        self, session: Session, kind: str, text: str, models: Sequence[str]
+    ) -> dict[str, Prediction] | None:
+        """Per-model predictions for this request, or None when no predictor covers ``kind``."""
+        predictor = self.current(session)
+        if predictor is None or kind not in predictor.kinds:
+            return None
+        return predictor.predict(kind, text, models) or None
+
+    def rule(self, min_quality: float) -> DecisionRule:
+        """The decision rule ``min_quality`` maps to (see ``routing.policy``)."""
+        return identity_rule(min_quality)
+
+
+__all__ = ["ActivePredictor"]
