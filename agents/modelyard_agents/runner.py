@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
+from modelyard_registry.replay import replay
 from modelyard_registry.settings import Settings, get_settings
 
 from .checkpoints import checkpointer
@@ -20,15 +21,24 @@ if TYPE_CHECKING:
 
 
 def _model_call(ctx: Any) -> Any:
+    """Number the calls per node, so a re-run node asks for the same request ids in order.
+
+    The cascade's answer for a request id that was already accepted (before the worker died) is
+    reused from its ``Call`` row (``replay``): one accepted call per node, whatever happened.
+    """
     counter: dict[str, int] = {}
 
     def call(spec: Any, request: Any, validator: Any = None, *, node: str) -> Any:
         counter[node] = counter.get(node, 0) + 1
+        request_id = f"{ctx.job_id}:{node}:{counter[node]}"
+        done = replay(ctx.cascade, spec, request, request_id=request_id)
+        if done is not None:
+            return done
         return ctx.cascade.run(
             spec,
             request,
             validator,
-            request_id=f"{ctx.job_id}:{node}:{counter[node]}",
+            request_id=request_id,
             job_id=ctx.job_id,
             team_id=getattr(ctx, "team_id", None),
             node=node,
@@ -42,6 +52,7 @@ def run_product(
     input_data: dict[str, Any],
     ctx: Any,
     *,
+    interrupt_before: Sequence[str] | None = None,
     interrupt_after: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Validate, run (or resume) the graph, and shape its final state as the product's output."""
@@ -61,7 +72,8 @@ def run_product(
         start = None if snapshot.next else product.initial_state(parsed)
         if start is None:
             context.emit({"type": "resumed", "next": list(snapshot.next)})
-        final = graph.invoke(start, config, context=context, interrupt_after=interrupt_after)
-        if interrupt_after and graph.get_state(config).next:
+        final = graph.invoke(start, config, context=context, interrupt_before=interrupt_before,
+                             interrupt_after=interrupt_after)
+        if (interrupt_before or interrupt_after) and graph.get_state(config).next:
             return {}
         return product.output(dict(final))

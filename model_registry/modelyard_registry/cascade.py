@@ -176,7 +176,9 @@ class Cascade:
                 verdict, candidates[verdict.name], entries[verdict.name], request, validator, last
             )
             attempts.append(attempt)
-            self._record(attempt, index, spec, request_id, job_id, team_id, node, text=text)
+            accepted = completion if attempt.outcome == "accepted" else None
+            self._record(attempt, index, spec, request_id, job_id, team_id, node, accepted,
+                         text=text)
             if attempt.outcome == "accepted" and completion is not None:
                 return CascadeResult(
                     completion=completion,
@@ -290,8 +292,10 @@ class Cascade:
     def _record(
         self, attempt: Attempt, index: int, spec: TaskSpec, request_id: str,
         job_id: str | None, team_id: int | None, node: str | None,
+        accepted: Completion | None = None,
         *, text: str = "",
     ) -> None:
+        """One committed row per attempt; an accepted one keeps its answer (``replay`` reads it)."""
         with self.session_factory() as session:
             session.add(Call(
                 request_id=request_id, job_id=job_id, team_id=team_id, node=node,
@@ -299,11 +303,18 @@ class Cascade:
                 prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
                 latency_s=attempt.latency_s, ttft_s=attempt.ttft_s, cost_usd=attempt.cost_usd,
                 outcome=attempt.outcome, reason=attempt.reason[:1000],
+                completion=None if accepted is None else stored_completion(accepted),
             ))
             if index == 1:  # the request's text, once, so its verdicts become evidence
                 record_call_input(session, request_id=request_id, kind=str(spec.kind),
                                   text=text, team_id=team_id, job_id=job_id, node=node)
             session.commit()
+
+
+def stored_completion(done: Completion) -> dict[str, object]:
+    """What ``replay`` needs to rebuild an accepted answer (timings live in the row itself)."""
+    return {"text": done.text, "finish_reason": done.finish_reason, "model": done.model,
+            "token_logprobs": done.token_logprobs}
 
 
 def effective_spec(spec: TaskSpec, request: GenerationRequest) -> TaskSpec:

@@ -1,11 +1,16 @@
 """Engine, sessions and migrations.
 
 Schema changes go through Alembic (``migrations/``), never ``create_all``: the same revisions run
-on the embedded SQLite file and on PostgreSQL in production.
+on the embedded SQLite file and on PostgreSQL in production.  The LangGraph checkpoint tables are
+created in the same step (by the saver's own ``setup()``), never per job: two workers running
+``setup()`` at once raced on ``checkpoint_migrations``.  The whole step runs under a lock (a
+PostgreSQL advisory lock, a file lock next to a SQLite database), so processes that start
+together migrate one after the other and the later ones find nothing to do.
 """
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -13,10 +18,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x6D6F64656C  # "model": the advisory lock every migrating process takes
+CHECKPOINTS_FILE = "checkpoints.db"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -45,12 +52,91 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
+def checkpoint_file(url: str) -> Path | None:
+    """Where the SQLite checkpointer keeps a deployment's graph checkpoints (next to its db)."""
+    db_file = sqlite_file(url)
+    return None if db_file is None else db_file.parent / CHECKPOINTS_FILE
+
+
+def postgres_dsn(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as the plain libpq DSN psycopg (and LangGraph) take."""
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url.removeprefix(prefix)
+    return url
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations across processes: concurrent starts must not race on DDL."""
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                conn.commit()
+        return
+    db_file = sqlite_file(url)
+    if db_file is None:
+        yield
+        return
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(db_file.with_name(db_file.name + ".migrate.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def setup_checkpoints(url: str) -> None:
+    """Create (or upgrade) the LangGraph checkpoint tables for this database, once."""
+    if url.startswith(("postgresql", "postgres")):
+        from langgraph.checkpoint.postgres import PostgresSaver
+
+        with PostgresSaver.from_conn_string(postgres_dsn(url)) as saver:
+            saver.setup()
+        return
+    path = checkpoint_file(url)
+    if path is not None:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        with SqliteSaver.from_conn_string(str(path)) as saver:
+            saver.setup()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent, safe to run at every start)."""
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "heads")
+    url = engine.url.render_as_string(hide_password=False)
+    cfg = alembic_config(url)
+    with migration_lock(engine):
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "heads")
+        setup_checkpoints(url)
+
+
+def migrate_url(url: str) -> None:
+    """Migrate with a throw-away engine, for a parent process that forks workers afterwards.
+
+    A pooled connection inherited across ``fork`` would be shared by two processes.
+    """
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
 
 
 @lru_cache(maxsize=8)

@@ -7,8 +7,9 @@ the cost of a request (a job, a chat call, one node of a graph) is an exact sum.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from .catalog import utcnow
@@ -52,4 +53,9 @@ class Call(SQLModel, table=True):
     cost_usd: float = 0.0
     outcome: str = Field(description="accepted | escalated | error")
     reason: str = ""
+    completion: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON),
+        description="What an accepted attempt returned (text, finish reason, logprobs), so a "
+        "resumed job node reuses it instead of paying for the call again.",
+    )
     created_at: datetime = Field(default_factory=utcnow, index=True)

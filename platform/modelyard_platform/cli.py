@@ -41,10 +41,13 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
 ) -> None:
     """Run jobs from the queue (a Celery worker; prefork, acks late)."""
+    from modelyard_registry.db import migrate_url
+
     from .jobs.celery_app import QUEUE
     from .jobs.worker import make_worker_app
 
     settings = get_settings()
+    migrate_url(settings.effective_database_url)  # schema + checkpoint tables, before the fork
     app = make_worker_app(settings)
     app.worker_main([
         "worker", "--loglevel", loglevel, "-Q", QUEUE, "--pool", "prefork",

@@ -49,11 +49,22 @@ class SummaryOutput(BaseModel):
     trace: list[TraceEntry]
 
 
+class Partial(TypedDict):
+    """One chunk's summary and its place in the document.
+
+    A dict, not a tuple: the checkpoint serializer turns tuples into lists, so a resumed map
+    would mix both and stop sorting (the state must come back from a checkpoint unchanged).
+    """
+
+    index: int
+    text: str
+
+
 class State(TypedDict, total=False):
     text: str
     target_words: int
     chunks: list[str]
-    partials: Annotated[list[tuple[int, str]], operator.add]
+    partials: Annotated[list[Partial], operator.add]
     summaries: list[str]
     levels: int
     summary: str
@@ -102,11 +113,13 @@ def fan_out(state: State) -> list[Send]:
 
 def summarize_chunk(task: ChunkTask, runtime: Runtime[NodeContext]) -> dict[str, Any]:
     result, entry = _summarise(runtime, f"summarize_chunk[{task['index']}]", task["chunk"], 60)
-    return {"partials": [(task["index"], result.completion.text.strip())], "trace": [entry]}
+    partial = Partial(index=task["index"], text=result.completion.text.strip())
+    return {"partials": [partial], "trace": [entry]}
 
 
 def collect(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
-    return {"summaries": [text for _, text in sorted(state.get("partials", []))]}
+    partials = sorted(state.get("partials", []), key=lambda p: p["index"])
+    return {"summaries": [p["text"] for p in partials]}
 
 
 def reduce_level(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:

@@ -197,8 +197,7 @@ def draft(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
             "name and only the order ids given. Known facts: " + (facts or "none") + ".",
             _ticket(state),
         ),
-        max_tokens=200,
-        temperature=0.2,
+        max_tokens=200,  # temperature 0: a resumed job drafts the same reply
     )
     ticket = _ticket(state)
 
