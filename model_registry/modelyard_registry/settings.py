@@ -11,7 +11,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -164,7 +164,51 @@ class Settings(BaseSettings):
 
     session_secret: str | None = Field(
         default=None, description="Signs web session cookies; when unset, a random secret is "
-        "generated once and kept in `home` (mode 0600)."
+        "generated once and kept in `home` (mode 0600); a short or placeholder value refuses "
+        "to start."
+    )
+
+    # web accounts: sign-in, sessions, invitations, SSO (modelyard_platform.accounts)
+    public_url: str | None = Field(
+        default=None, description="Base URL of the web UI, for links made outside a request "
+        "(`yard users create`); else http://127.0.0.1:8000."
+    )
+    trusted_proxies: str = Field(
+        default="", description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed ('*': any); empty: none."
+    )
+    web_key_sign_in: bool | None = Field(
+        default=None, description="Allow signing in to the web UI with an API key; unset: only "
+        "while no user exists."
+    )
+    password_min_length: int = Field(default=10, ge=8, description="Shortest password accepted.")
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed sign-ins per account per window before throttling."
+    )
+    login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed sign-ins per client address per window."
+    )
+    login_window_s: int = Field(default=900, gt=0, description="Sign-in throttling window.")
+    session_ttl_s: int = Field(default=7 * 24 * 3600, gt=0, description="Web session lifetime.")
+    invite_ttl_s: int = Field(default=7 * 24 * 3600, gt=0, description="Invitation link life.")
+    reset_ttl_s: int = Field(default=3600, gt=0, description="Password-reset link lifetime.")
+    smtp_host: str | None = Field(default=None, description="Send links by mail through it.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = Field(default=None, description="From the environment.")
+    smtp_from: str | None = Field(default=None, description="Sender address of link mails.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection (TLS).")
+    oidc_issuer: str | None = Field(default=None, description="OpenID provider; enables SSO.")
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = Field(default=None, description="From the environment.")
+    oidc_scopes: str = "openid email profile"
+    oidc_domain_teams: dict[str, str] = Field(
+        default_factory=dict, description='Email domain -> team for SSO users (JSON: '
+        '{"example.com": "support"}).'
+    )
+    oidc_default_team: str | None = Field(
+        default=None, description="Team for SSO users whose domain is not mapped; unset: such "
+        "users need an existing account."
     )
 
     @cached_property

@@ -37,12 +37,22 @@ class Forbidden(ModelyardError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's team and scope."""
+    """Who is calling: an API key, or a person signed in on the web, acting for one team.
 
-    key_id: int
+    ``admin`` is the key's scope, or the person's role in that team (``Role.admin``).
+    """
+
+    key_id: int | None
     team_id: int
     team: str
     admin: bool
+    user_id: int | None = None
+    email: str | None = None
+
+    @property
+    def rate_subject(self) -> str:
+        """What the request rate limit counts against: the key, else the person."""
+        return str(self.key_id) if self.key_id is not None else f"user-{self.user_id}"
 
 
 def hash_key(key: str) -> str:
@@ -69,12 +79,14 @@ def get_or_create_team(session: Session, name: str) -> Team:
     return team
 
 
-def create_key(session: Session, *, team: str, admin: bool = False) -> tuple[str, ApiKey]:
+def create_key(session: Session, *, team: str, admin: bool = False,
+               user_id: int | None = None) -> tuple[str, ApiKey]:
     """A new key for ``team`` (created if new); returns the plaintext, shown only now."""
     row_team = get_or_create_team(session, team)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     assert row_team.id is not None
-    row = ApiKey(team_id=row_team.id, prefix=key[:10], key_hash=hash_key(key), admin=admin)
+    row = ApiKey(team_id=row_team.id, prefix=key[:10], key_hash=hash_key(key), admin=admin,
+                 user_id=user_id)
     session.add(row)
     session.commit()
     session.refresh(row)
@@ -107,7 +119,8 @@ def _principal(session: Session, row: ApiKey | None) -> Principal | None:
     team = session.get(Team, row.team_id)
     if team is None:
         return None
-    return Principal(key_id=row.id, team_id=row.team_id, team=team.name, admin=row.admin)
+    return Principal(key_id=row.id, team_id=row.team_id, team=team.name, admin=row.admin,
+                     user_id=row.user_id)
 
 
 def revoke_key(session: Session, prefix_or_id: str) -> ApiKey:

@@ -1,4 +1,4 @@
-"""Platform commands for `yard`: `api`, `worker`, `up`, `keys`, `teams`.
+"""Platform commands for `yard`: `api`, `worker`, `up`, `keys`, `teams`, `users`.
 
 Thin skins over the library: the supervisor, the Celery app factory and the auth functions.
 """
@@ -17,6 +17,7 @@ from . import auth
 
 keys_app = new_app("API keys: create (shown once), list, revoke.")
 teams_app = new_app("Teams: budgets.")
+users_app = new_app("People who sign in to the web UI: invite, list, reset, disable.")
 
 HostOpt = Annotated[str, typer.Option(help="Interface to listen on.")]
 PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
@@ -32,8 +33,10 @@ def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     from .jobs.celery_app import broker_url
 
     broker_url(settings)  # fail now, with a clear message, rather than on the first job
+    # Forwarded headers are honoured only from MODELYARD_TRUSTED_PROXIES (the web package's
+    # middleware), not from uvicorn's own default list.
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, proxy_headers=False)
 
 
 def worker(
@@ -64,9 +67,12 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
 
     settings = get_settings()
     get_engine(settings.effective_database_url)  # migrate once, before the children start
+    from .accounts import list_users
+
     with catalogue() as (session, _):
         new_key = None if auth.has_admin_key(session) else auth.create_key(
             session, team="admin", admin=True)[0]
+        nobody = not list_users(session)
     sup = Supervisor(settings, host, port)
     try:
         redis_url = settings.redis_url or sup.start_embedded_redis()
@@ -82,6 +88,10 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     if new_key:
         err.print("  first admin key (shown once, store it now):")
         out.print(new_key, soft_wrap=True)
+    if nobody:
+        err.print("  no web user yet: `yard users create YOU@EXAMPLE.COM --team admin --admin` "
+                  "prints a one-time link to set a password (until then the web UI also "
+                  "accepts the admin key)")
     err.print("Ctrl-C stops everything.")
     raise typer.Exit(sup.wait())
 
@@ -143,6 +153,80 @@ def teams_budget(
     err.print(f"team {team}: budget {'none' if value is None else f'${value:g}/month'}")
 
 
+def _base_url() -> str:
+    return get_settings().public_url or "http://127.0.0.1:8000"
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    team: Annotated[str, typer.Option(help="Team name (created if new).")],
+    admin: Annotated[bool, typer.Option(help="Team admin: invites people, operator pages.")]
+    = False,
+) -> None:
+    """Add a person to a team; prints a one-time link to set their password (alone on stdout)."""
+    from .accounts import ensure_user, issue_link, link_url
+    from .models import LinkKind, Role
+
+    with catalogue() as (session, settings):
+        user, needs_password = ensure_user(session, email=email, team=team,
+                                           role=Role.admin if admin else Role.member)
+        if not needs_password:
+            err.print(f"{user.email} already has a password; now in team {team}")
+            return
+        token = issue_link(session, user=user, kind=LinkKind.invite,
+                           ttl_s=settings.invite_ttl_s)
+    err.print(f"invitation for {user.email} (team {team}, expires in "
+              f"{settings.invite_ttl_s / 3600:g} h; works once):")
+    typer.echo(link_url(_base_url(), LinkKind.invite, token))
+
+
+@users_app.command("reset")
+def users_reset(email: str) -> None:
+    """Print a one-time password-reset link for a person."""
+    from .accounts import issue_link, link_url
+    from .accounts.users import get_user
+    from .models import LinkKind
+
+    with catalogue() as (session, settings):
+        token = issue_link(session, user=get_user(session, email), kind=LinkKind.reset,
+                           ttl_s=settings.reset_ttl_s)
+    typer.echo(link_url(_base_url(), LinkKind.reset, token))
+
+
+@users_app.command("list")
+def users_list(json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """People, their teams and roles, and whether they are active."""
+    from .accounts import list_users
+
+    with catalogue() as (session, _):
+        rows = list_users(session)
+    if json_:
+        print_json([{"id": u.id, "email": u.email, "active": u.active,
+                     "has_password": u.has_password,
+                     "teams": [{"team": t.team, "role": t.role.value} for t in u.teams]}
+                    for u in rows])
+        return
+    table = Table("id", "email", "teams", "status")
+    for u in rows:
+        status = "active" if u.active else "disabled"
+        if u.active and not u.has_password:
+            status = "invited"
+        table.add_row(str(u.id), u.email,
+                      ", ".join(f"{t.team} ({t.role.value})" for t in u.teams), status)
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(email: str) -> None:
+    """Disable a person: their web sessions end and the API keys they made are revoked."""
+    from .accounts import disable_user
+
+    with catalogue() as (session, _):
+        user = disable_user(session, email)
+    err.print(f"disabled {user.email}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach platform commands to the root `yard` app."""
     app.command()(api)
@@ -150,3 +234,4 @@ def register(app: typer.Typer) -> None:
     app.command()(up)
     app.add_typer(keys_app, name="keys")
     app.add_typer(teams_app, name="teams")
+    app.add_typer(users_app, name="users")

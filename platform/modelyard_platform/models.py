@@ -1,4 +1,4 @@
-"""The platform's tables: teams, their API keys, jobs and job events.
+"""The platform's tables: teams, people and their sessions, API keys, jobs and job events.
 
 The ``jobs`` row is the source of truth for a job: the Celery message carries only its id, and a
 worker claims the row (with a lease it keeps renewing) before running it, so a redelivered or
@@ -47,8 +47,80 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(description="First characters, to tell keys apart in listings.")
     key_hash: str = Field(index=True, unique=True, max_length=64)
     admin: bool = False
+    user_id: int | None = Field(
+        default=None, foreign_key="users.id", index=True,
+        description="The person who made the key on their account page (none: made by CLI).",
+    )
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+
+
+class Role(StrEnum):
+    member = "member"
+    admin = "admin"
+
+
+class User(SQLModel, table=True):
+    """A person who signs in to the web UI; the password is an argon2id hash, or none yet."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=254, description="Lowercased.")
+    password_hash: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    disabled_at: datetime | None = None
+
+
+class Membership(SQLModel, table=True):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id", "team_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    team_id: int = Field(foreign_key="teams.id", index=True)
+    role: Role = Role.member
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser, kept server-side so signing out or a password change ends it.
+
+    The cookie carries the random id, signed; only its SHA-256 is stored.  A session belongs to a
+    person (``user_id``, acting for ``team_id``) or, where the setting allows, to an API key.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True,
+                                ondelete="CASCADE")
+    key_id: int | None = Field(default=None, foreign_key="api_keys.id")
+    team_id: int | None = Field(default=None, foreign_key="teams.id")
+    csrf: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+class LinkKind(StrEnum):
+    invite = "invite"
+    reset = "reset"
+
+
+class AccountLink(SQLModel, table=True):
+    """A one-time link (invitation or password reset); only its SHA-256 is stored."""
+
+    __tablename__ = "account_links"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    kind: LinkKind
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
 
 
 class JobStatus(StrEnum):

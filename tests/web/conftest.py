@@ -1,4 +1,5 @@
-"""Web UI fixtures: the app on a temp MODELYARD_HOME, keys, signed-in clients, a live stack."""
+"""Web UI fixtures: the app on a temp MODELYARD_HOME, people and keys, signed-in clients, a
+live stack."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from modelyard_platform.accounts import ensure_user
+from modelyard_platform.accounts.users import set_password
 from modelyard_platform.api import create_app
 from modelyard_platform.auth import create_key
+from modelyard_platform.models import Role
 from modelyard_registry.db import session_scope
 from modelyard_registry.settings import Settings
 
@@ -45,13 +49,49 @@ def keys(settings: Settings) -> dict[str, str]:
     return {"admin": admin, "user": user}
 
 
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class People:
+    """An admin of team ops and a member of team web (the teams of ``keys``)."""
+
+    admin: str = "ada@ops.example"
+    member: str = "mel@web.example"
+    password: str = PASSWORD
+
+
+def add_person(settings: Settings, email: str, team: str, role: Role,
+               password: str = PASSWORD) -> None:
+    with session_scope(settings.effective_database_url) as session:
+        user, _ = ensure_user(session, email=email, team=team, role=role)
+        set_password(session, user, password, min_length=settings.password_min_length)
+
+
+@pytest.fixture
+def people(settings: Settings, keys: dict[str, str]) -> People:
+    found = People()
+    add_person(settings, found.admin, "ops", Role.admin)
+    add_person(settings, found.member, "web", Role.member)
+    return found
+
+
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, follow_redirects=False) as c:
         yield c
 
 
-def sign_in(client: TestClient, key: str, next_path: str = "/") -> TestClient:
+def sign_in(client: TestClient, email: str, password: str = PASSWORD,
+            next_path: str = "/") -> TestClient:
+    page = client.get("/login")
+    response = client.post("/login", data={"email": email, "password": password,
+                                           "csrf": csrf_of(page.text), "next": next_path})
+    assert response.status_code == 303, response.text
+    return client
+
+
+def sign_in_with_key(client: TestClient, key: str, next_path: str = "/") -> TestClient:
     page = client.get("/login")
     response = client.post("/login", data={"api_key": key, "csrf": csrf_of(page.text),
                                            "next": next_path})
@@ -60,13 +100,13 @@ def sign_in(client: TestClient, key: str, next_path: str = "/") -> TestClient:
 
 
 @pytest.fixture
-def user_client(client: TestClient, keys: dict[str, str]) -> TestClient:
-    return sign_in(client, keys["user"])
+def user_client(client: TestClient, people: People) -> TestClient:
+    return sign_in(client, people.member)
 
 
 @pytest.fixture
-def admin_client(client: TestClient, keys: dict[str, str]) -> TestClient:
-    return sign_in(client, keys["admin"])
+def admin_client(client: TestClient, people: People) -> TestClient:
+    return sign_in(client, people.admin)
 
 
 

@@ -46,7 +46,7 @@ def test_non_admins_get_a_403_page(user_client: TestClient, path: str) -> None:
     response = user_client.get(path)
     assert response.status_code == 403
     assert "text/html" in response.headers["content-type"]
-    assert "admin key" in response.text
+    assert "team admins" in response.text
     assert 'href="/models"' not in user_client.get("/").text  # no operator links either
 
 

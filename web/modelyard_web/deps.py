@@ -1,4 +1,4 @@
-"""Page dependencies: the signed-in principal (session cookie), admins, CSRF-checked forms."""
+"""Page dependencies: the signed-in principal (server-side session), admins, CSRF-checked forms."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from modelyard_platform.accounts import SignInThrottle, find_session, principal_for_session
 from modelyard_platform.api.deps import ServicesDep
-from modelyard_platform.auth import Principal, principal_for_key
+from modelyard_platform.auth import Principal
+from modelyard_platform.models import WebSession
 from starlette.datastructures import FormData
 
 from . import session as cookies
@@ -19,6 +21,7 @@ class WebState:
     """What ``install`` keeps on ``app.state.web``."""
 
     secret: bytes
+    throttle: SignInThrottle
 
 
 def web_state(request: Request) -> WebState:
@@ -31,17 +34,23 @@ def here(request: Request) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
+def client_address(request: Request) -> str:
+    """The caller's address (the proxy's client when it is a trusted proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
 def optional_user(request: Request, services: ServicesDep) -> Principal | None:
     """The signed-in principal, also set on ``request.state`` for the templates."""
-    found = cookies.decode(web_state(request).secret, request.cookies.get(cookies.COOKIE))
-    if found is None:
+    token = cookies.unsign(web_state(request).secret, request.cookies.get(cookies.COOKIE))
+    if token is None:
         return None
     with services.session() as session:
-        principal = principal_for_key(session, found.key_id)
-    if principal is None:
+        row = find_session(session, token)
+        principal = principal_for_session(session, row) if row is not None else None
+    if principal is None or row is None:
         return None
     request.state.principal = principal
-    request.state.web_session = found
+    request.state.web_session = row
     return principal
 
 
@@ -49,16 +58,24 @@ def get_user(request: Request, services: ServicesDep,
              principal: Annotated[Principal | None, Depends(optional_user)]) -> Principal:
     if principal is None:
         raise LoginRequired(here(request))
-    services.limiter.hit(principal.key_id)  # pages count against the key like API calls
+    services.limiter.hit(principal.rate_subject)  # pages count like API calls
     return principal
 
 
 UserDep = Annotated[Principal, Depends(get_user)]
 
 
+def current_session(request: Request, _: UserDep) -> WebSession:
+    row: WebSession = request.state.web_session
+    return row
+
+
+WebSessionDep = Annotated[WebSession, Depends(current_session)]
+
+
 def get_admin(user: UserDep) -> Principal:
     if not user.admin:
-        raise PageError(403, "This page is for operators: sign in with an admin key.")
+        raise PageError(403, "This page is for team admins and operators.")
     return user
 
 

@@ -1,8 +1,10 @@
-"""Signed session cookies: the browser holds ``{key id, CSRF token, issue time}`` plus an HMAC.
+"""Session cookies: the browser holds a random session id plus an HMAC; the server holds the rest.
 
-The API key itself never leaves the login request: it is checked once, then only its row id
-travels, signed with a server secret, so a cookie cannot be forged or edited.  Every request
-re-reads the key row, so revoking a key signs its browser sessions out at once.
+The id names a row (``modelyard_platform.accounts.sessions``) saying who signed in, acting for
+which team, with which CSRF token; signing out or a password change revokes the row, so a copied
+cookie dies at once.  The HMAC makes a cookie that was never issued cheap to reject, without a
+database read.  The secret must be long and not a placeholder: a guessable one would let anyone
+mint cookies, so the app refuses to start with it.
 """
 
 from __future__ import annotations
@@ -13,33 +15,42 @@ import hmac
 import json
 import os
 import secrets
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from modelyard_platform.accounts import BadConfiguration
 from modelyard_registry.settings import Settings
 
 COOKIE = "modelyard_session"
 LOGIN_CSRF_COOKIE = "modelyard_login_csrf"
-MAX_AGE_S = 7 * 24 * 3600
+SSO_COOKIE = "modelyard_sso"
 SECRET_FILE = "web_secret"
+MIN_SECRET_CHARS = 32
+_PLACEHOLDERS = ("change", "replace", "example", "placeholder", "secret", "xxxx", "todo")
 
 
-@dataclass(frozen=True)
-class WebSession:
-    """What a valid cookie says: which key signed in, and the CSRF token of its forms."""
-
-    key_id: int
-    csrf: str
-    issued_at: int
+def check_secret(value: str) -> None:
+    """Refuse a secret that is short, a placeholder, or one repeated character."""
+    lowered = value.lower()
+    if len(value) < MIN_SECRET_CHARS:
+        raise BadConfiguration(
+            f"MODELYARD_SESSION_SECRET is too short ({len(value)} characters; at least "
+            f"{MIN_SECRET_CHARS} needed): set a long random value, e.g. `openssl rand -hex 32`, "
+            "or unset it to have one generated under MODELYARD_HOME.",
+            field="session_secret")
+    if any(word in lowered for word in _PLACEHOLDERS) or len(set(value)) < 8:
+        raise BadConfiguration(
+            "MODELYARD_SESSION_SECRET looks like a placeholder: set a long random value, e.g. "
+            "`openssl rand -hex 32`, or unset it to have one generated under MODELYARD_HOME.",
+            field="session_secret")
 
 
 def load_secret(settings: Settings) -> bytes:
-    """``Settings.session_secret``, else a random one kept in ``home`` (mode 0600).
+    """``Settings.session_secret`` (checked), else a random one kept in ``home`` (mode 0600).
 
     Kept so that sessions survive restarts; API processes sharing ``home`` share it too.
     """
-    if settings.session_secret:
+    if settings.session_secret is not None:
+        check_secret(settings.session_secret)
         return settings.session_secret.encode()
     path: Path = settings.home_dir / SECRET_FILE
     try:
@@ -67,35 +78,37 @@ def _mac(secret: bytes, payload: str) -> str:
     return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
 
 
-def new_session(key_id: int, now: float | None = None) -> WebSession:
-    return WebSession(key_id=key_id, csrf=secrets.token_urlsafe(24),
-                      issued_at=int(now if now is not None else time.time()))
+def sign(secret: bytes, token: str) -> str:
+    """The cookie value for a session token."""
+    return f"{token}.{_mac(secret, token)}"
 
 
-def encode(secret: bytes, session: WebSession) -> str:
-    body = json.dumps({"k": session.key_id, "c": session.csrf, "t": session.issued_at},
-                      separators=(",", ":"))
-    payload = _b64(body.encode())
-    return f"{payload}.{_mac(secret, payload)}"
-
-
-def decode(secret: bytes, value: str | None, now: float | None = None) -> WebSession | None:
-    """The session in a cookie, or None when it is missing, tampered with or expired."""
+def unsign(secret: bytes, value: str | None) -> str | None:
+    """The session token in a cookie, or None when it is missing or was not signed by us."""
     if not value or value.count(".") != 1:
         return None
-    payload, mac = value.split(".")
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
+    token, mac = value.split(".")
+    if not token or not hmac.compare_digest(mac, _mac(secret, token)):
+        return None
+    return token
+
+
+def sign_json(secret: bytes, data: dict[str, str]) -> str:
+    """A small signed value (the SSO flow's state) for a short-lived cookie."""
+    return sign(secret, _b64(json.dumps(data, separators=(",", ":")).encode()))
+
+
+def unsign_json(secret: bytes, value: str | None) -> dict[str, str] | None:
+    payload = unsign(secret, value)
+    if payload is None:
         return None
     try:
         data = json.loads(_unb64(payload))
-        session = WebSession(key_id=int(data["k"]), csrf=str(data["c"]),
-                             issued_at=int(data["t"]))
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         return None
-    age = (now if now is not None else time.time()) - session.issued_at
-    if age < 0 or age > MAX_AGE_S:
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         return None
-    return session
+    return {str(k): v for k, v in data.items()}
 
 
 def same_token(expected: str | None, given: str | None) -> bool:

@@ -46,7 +46,7 @@ def bearer(request: Request) -> str | None:
 def get_principal(request: Request, services: ServicesDep, session: SessionDep) -> Principal:
     key = getattr(request.state, "api_key", None) or bearer(request)
     principal = authenticate(session, key)
-    services.limiter.hit(principal.key_id)
+    services.limiter.hit(principal.rate_subject)
     request.state.principal = principal
     return principal
 

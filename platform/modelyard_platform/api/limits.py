@@ -74,10 +74,10 @@ class RateLimiter:
     def __init__(self, per_minute: int, redis_url: str | None) -> None:
         self.per_minute = per_minute
         self._redis = redis.Redis.from_url(redis_url) if redis_url else None
-        self._local: dict[tuple[int, int], int] = defaultdict(int)
+        self._local: dict[tuple[int | str, int], int] = defaultdict(int)
         self._lock = threading.Lock()
 
-    def hit(self, key_id: int) -> None:
+    def hit(self, key_id: int | str) -> None:
         if self.per_minute <= 0:
             return
         window = int(time.time() // 60)
@@ -87,7 +87,7 @@ class RateLimiter:
                 f"rate limit of {self.per_minute} requests per minute exceeded; retry shortly"
             )
 
-    def _count(self, key_id: int, window: int) -> int:
+    def _count(self, key_id: int | str, window: int) -> int:
         if self._redis is not None:
             try:
                 name = f"modelyard:rate:{key_id}:{window}"
