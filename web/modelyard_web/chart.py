@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .savings import DayCost
+from modelyard_platform.savings import DaySavings
 
 LEFT, RIGHT, TOP, BOTTOM = 64.0, 12.0, 12.0, 28.0
 
@@ -52,7 +52,7 @@ def nice_step(top: float, ticks: int = 4) -> float:
     return 10 * power
 
 
-def cost_chart(days: list[DayCost], fmt: Callable[[float], str], width: float = 720,
+def cost_chart(days: list[DaySavings], fmt: Callable[[float], str], width: float = 720,
                height: float = 260) -> BarChart:
     """Two bars per day: what was spent, and what the priciest adequate model would have cost."""
     bottom, right = height - BOTTOM, width - RIGHT

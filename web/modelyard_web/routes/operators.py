@@ -12,6 +12,7 @@ from modelyard_platform import usage
 from modelyard_platform.api.deps import ServicesDep, SessionDep
 from modelyard_platform.api.routes.models import ModelAdd
 from modelyard_platform.models import Team
+from modelyard_platform.savings import savings
 from modelyard_registry import catalog
 from modelyard_registry.catalog import Capability, ModelUpdate
 from modelyard_registry.errors import ModelyardError
@@ -22,7 +23,7 @@ from modelyard_registry.taskspec import TaskKind
 from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
-from .. import forms, savings
+from .. import forms
 from ..chart import cost_chart
 from ..deps import AdminDep, FormDep
 from ..errors import PageError
@@ -151,7 +152,7 @@ def savings_page(request: Request, session: SessionDep, services: ServicesDep, _
         raise PageError(422, f"days must be one of {', '.join(map(str, PERIODS))}.")
     end = catalog.utcnow()
     start = (end - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    found = savings.load(session, services.settings, start, end)
+    found = savings(session, services.settings, team_id=None, start=start, end=end)
     teams = list(session.exec(select(Team).order_by(col(Team.name))))
     by_team = []
     for team in teams:
