@@ -33,6 +33,9 @@ class Candidate:
     ram_bytes: int | None
     scores: dict[str, float] = field(default_factory=dict)
     prefill_tokens_per_s: float | None = None
+    # Mean completion tokens per kind, measured by the evals: what a call is expected to generate
+    # (capped by the request's max_tokens), so a terse model is priced for its short answers.
+    output_tokens: dict[str, float] = field(default_factory=dict)
     is_local: bool = field(init=False)
     mean_score: float | None = field(init=False)  # generic chat's quality
 
@@ -77,6 +80,23 @@ def expected_cost(c: Candidate, prompt_tokens: int, output_tokens: int,
                                limits.machine_cost_per_hour)
 
 
+def expected_output_tokens(c: Candidate, kind: str, max_tokens: int) -> int:
+    """Tokens ``c`` is expected to generate for ``kind``, at most ``max_tokens``.
+
+    Its measured mean answer length for the kind (for ``chat``, the mean over measured kinds),
+    capped by ``max_tokens``; ``max_tokens`` itself when unmeasured (the pessimistic budget: a
+    call may stop early, never later).
+    """
+    lengths = c.output_tokens
+    if kind == TaskKind.chat:
+        mean = sum(lengths.values()) / len(lengths) if lengths else None
+    else:
+        mean = lengths.get(kind)
+    if mean is None:
+        return max_tokens
+    return min(max_tokens, max(1, round(mean)))
+
+
 def quality_for(scores: dict[str, float], kind: str) -> float | None:
     """The measured score for ``kind``; for generic ``chat``, the mean across measured kinds."""
     if kind == TaskKind.chat:
@@ -84,4 +104,5 @@ def quality_for(scores: dict[str, float], kind: str) -> float | None:
     return scores.get(kind)  # decide inlines this, with Candidate.mean_score for chat
 
 
-__all__ = ["LOCAL", "Candidate", "MachineLimits", "expected_cost", "quality_for"]
+__all__ = ["LOCAL", "Candidate", "MachineLimits", "expected_cost", "expected_output_tokens",
+           "quality_for"]

@@ -15,6 +15,10 @@ is the threshold the ``DecisionRule`` maps ``min_quality`` to; otherwise it is t
 per-kind score against ``min_quality`` itself (the point estimate, not the interval).  A model
 with neither is not adequate unless ``allow_unscored``.
 
+Expected cost and latency are for the tokens a call is expected to generate: the model's measured
+mean answer length for the kind (``Candidate.output_tokens``, from the evals), capped by the
+request's max tokens; the context-window check still reserves the full max tokens.
+
 Among adequate candidates the rule picks: the cheapest (ties to the higher quality, then the name),
 or, for a rule with a ``lam``, the highest predicted quality minus ``lam`` x expected cost as a
 fraction of the priciest adequate candidate's.  The cascade tries them in that same order.
@@ -129,16 +133,19 @@ def decide(
         tps = c.tokens_per_s
         local = c.is_local
         latency: float | None
+        # expected_output_tokens, inlined: the measured answer length, capped by max tokens
+        lengths = c.output_tokens
+        mean_out = ((sum(lengths.values()) / len(lengths) if lengths else None) if is_chat
+                    else lengths.get(kind))
+        out = out_tokens if mean_out is None else min(out_tokens, max(1, round(mean_out)))
         if local:
             tps = tps or unmeasured
-            latency = tokens / (c.prefill_tokens_per_s or tps * factor) + out_tokens / tps
+            latency = tokens / (c.prefill_tokens_per_s or tps * factor) + out / tps
             cost = latency * rate
         else:
-            cost = (tokens * c.price_in + out_tokens * c.price_out) / PER_MILLION
-            if tps:
-                latency = tokens / (c.prefill_tokens_per_s or tps * factor) + out_tokens / tps
-            else:
-                latency = None
+            cost = (tokens * c.price_in + out * c.price_out) / PER_MILLION
+            latency = (tokens / (c.prefill_tokens_per_s or tps * factor) + out / tps
+                       if tps else None)
         if pinned is not None and name != pinned:
             append((name, c.backend, quality, cost, latency, False, PINNED_OUT, score))
             continue

@@ -15,11 +15,16 @@ from ..settings import Settings
 from .candidates import Candidate
 
 
-def _measured(rows: list[Score]) -> tuple[dict[str, float], float | None, float | None]:
-    """Scores per kind (newest row wins) and throughput averaged over rows, weighted by n."""
+def _measured(
+    rows: list[Score],
+) -> tuple[dict[str, float], float | None, float | None, dict[str, float]]:
+    """Scores and mean answer lengths per kind (newest row wins); throughput weighted by n."""
     scores: dict[str, float] = {}
+    lengths: dict[str, float] = {}
     for row in rows:  # ordered oldest first
         scores[row.kind] = row.value
+        if row.completion_tokens_mean:
+            lengths[row.kind] = row.completion_tokens_mean
     speed = [(r.tokens_per_s, r.n) for r in rows if r.tokens_per_s]
     prefill = [
         (p, r.n)
@@ -33,11 +38,11 @@ def _measured(rows: list[Score]) -> tuple[dict[str, float], float | None, float 
         total = sum(max(n, 1) for _, n in pairs)
         return sum(v * max(n, 1) for v, n in pairs) / total if pairs else None
 
-    return scores, weighted([(float(v), n) for v, n in speed]), weighted(prefill)
+    return scores, weighted([(float(v), n) for v, n in speed]), weighted(prefill), lengths
 
 
 def candidate_from(entry: ModelEntry, rows: list[Score]) -> Candidate:
-    scores, tps, pre = _measured(rows)
+    scores, tps, pre, lengths = _measured(rows)
     return Candidate(
         name=entry.name,
         backend=entry.backend.value,
@@ -51,6 +56,7 @@ def candidate_from(entry: ModelEntry, rows: list[Score]) -> Candidate:
         ram_bytes=entry.ram_bytes,
         scores=scores,
         prefill_tokens_per_s=pre,
+        output_tokens=lengths,
     )
 
 
