@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .render import render
 
 _TITLES = {400: "Bad request", 401: "Sign in needed", 403: "Forbidden", 404: "Not found",
-           409: "Conflict", 422: "Invalid input", 429: "Slow down"}
+           409: "Conflict", 410: "Link no longer valid", 422: "Invalid input",
+           429: "Slow down"}
 
 
 class LoginRequired(Exception):
