@@ -10,7 +10,8 @@ turns, ending with ``Assistant:`` and stopping at the next ``User:``.  Base mode
 transcripts well enough to be worth trying, and the validator still guards the output.
 
 A backend error on one candidate is recorded (outcome ``error``) and the cascade moves on.  When
-no candidate is left, ``CascadeExhausted`` is raised; the attempts are already recorded.
+no candidate is left, ``CascadeExhausted`` is raised; the attempts are already recorded.  (A lone
+candidate whose runner crashed raises its ``BackendCrashed`` instead: that is the whole story.)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Literal
 from sqlmodel import Session
 
 from .catalog import Backend, Capability, ModelEntry, list_models, record_health
-from .errors import BackendUnreachable, CascadeExhausted
+from .errors import BackendCrashed, BackendUnreachable, CascadeExhausted
 from .evidence.calls import evidence_text, record_call_input
 from .pricing import local_cost, remote_cost
 from .routing.candidates import Candidate, MachineLimits
@@ -57,6 +58,7 @@ class Attempt:
     outcome: Outcome
     reason: str
     ttft_s: float | None = None
+    error: Exception | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,8 @@ class Cascade:
                     escalated=len(attempts) > 1,
                     request_id=request_id,
                 )
+        if len(attempts) == 1 and isinstance(attempts[0].error, BackendCrashed):
+            raise attempts[0].error  # the only candidate's runner died: say that (502), not more
         summary = "; ".join(f"{a.model}: {a.outcome} ({a.reason})" for a in attempts)
         raise CascadeExhausted(
             f"no candidate produced an accepted answer: {summary}", attempts=attempts
@@ -262,7 +266,8 @@ class Cascade:
             if isinstance(exc, BackendUnreachable) and entry.backend == Backend.openai_compatible:
                 self._mark_unhealthy(verdict.name, message)
             return Attempt(verdict.name, 0, 0, latency, call_cost(candidate, latency, rate),
-                           "error", f"{type(exc).__name__}: {message}; {moving_on}"), None
+                           "error", f"{type(exc).__name__}: {message}; {moving_on}",
+                           error=exc), None
         cost = call_cost(candidate, completion, rate)
         if validator is None:
             ok, why = True, "no validator"

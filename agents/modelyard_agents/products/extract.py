@@ -1,7 +1,8 @@
 """extract: a caller-supplied JSON Schema, schema-constrained generation, validated, escalated.
 
-The schema is checked before any model runs (valid JSON Schema, an object, bounded depth and size),
-because a pathological schema makes a pathological grammar.
+The schema is checked before any model runs (valid JSON Schema, an object, bounded depth and size,
+and ``schema_limits``' caps), because a pathological schema makes a pathological grammar: the
+check runs at submission, so a bad schema is a 422 and no job is queued.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from modelyard_registry.errors import CascadeExhausted
+from modelyard_registry.errors import CascadeExhausted, InvalidInput
 from modelyard_registry.runtimes import GenerationRequest
+from modelyard_registry.schema_limits import check_schema as check_schema_limits
 from pydantic import BaseModel, Field, field_validator
 
 from ..contract import NodeContext, Product, TraceEntry
@@ -61,6 +63,10 @@ def check_schema(schema: Any) -> dict[str, Any]:
         raise ValueError(f"schema has more than {MAX_SCHEMA_PROPERTIES} properties")
     if len(json.dumps(schema)) > MAX_SCHEMA_BYTES:
         raise ValueError(f"schema is larger than {MAX_SCHEMA_BYTES:,} bytes")
+    try:  # the caps every constrained-decoding path shares (maxLength, maxItems, enum, ...)
+        check_schema_limits(schema, "schema")
+    except InvalidInput as exc:
+        raise ValueError(f"{exc.field}: {exc.message}") from None
     return schema
 
 

@@ -13,6 +13,7 @@ from .. import catalog
 from ..catalog import Capability
 from ..errors import InvalidInput
 from ..runtimes import GenerationRequest, RuntimeFactory
+from ..schema_limits import check_schema
 from .common import catalogue, err, print_json
 
 
@@ -30,6 +31,7 @@ def load_schema(path: Path) -> dict[str, Any]:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise InvalidInput(f"schema file {path} is not a valid JSON Schema: {exc.message}") from exc
+    check_schema(schema, "--json-schema")
     return dict(schema)
 
 

@@ -21,14 +21,19 @@ _STATUS_TYPES = {
 }
 
 
+def error_body(type_: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """``{"error": {"type", "message", "field"?}}``: in a response, or inside a stream."""
+    body: dict[str, Any] = {"type": type_, "message": message}
+    if field:
+        body["field"] = field
+    return {"error": body}
+
+
 def error_response(
     status: int, type_: str, message: str, field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": type_, "message": message}
-    if field:
-        body["field"] = field
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse(error_body(type_, message, field), status_code=status, headers=headers)
 
 
 def field_path(loc: tuple[Any, ...] | list[Any], prefix: str | None = None) -> str:

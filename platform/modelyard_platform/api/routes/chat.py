@@ -18,14 +18,16 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from modelyard_registry.catalog import find_model
-from modelyard_registry.errors import InvalidInput, NotFound
+from modelyard_registry.errors import InvalidInput, ModelyardError, NotFound
 from modelyard_registry.runtimes import GenerationRequest
+from modelyard_registry.schema_limits import check_schema
 from modelyard_registry.taskspec import TaskSpec
 from modelyard_registry.validators import json_schema_validator
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...usage import check_budget
 from ..deps import PrincipalDep, ServicesDep, SessionDep
+from ..errors import error_body
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -65,6 +67,7 @@ class ChatRequest(BaseModel):
         if not isinstance(schema, dict):
             raise InvalidInput("response_format.json_schema.schema must be a JSON Schema object",
                                field="response_format.json_schema.schema")
+        check_schema(schema, "response_format.json_schema.schema")
         return schema
 
 
@@ -166,13 +169,17 @@ def _sse(request_id: str, model: str, events: Iterator[Any]) -> Iterator[str]:
         return f"data: {json.dumps(data)}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
-    for event in events:
-        if event.text:
-            yield chunk({"content": event.text})
-        if event.completion is not None:
-            done = event.completion
-            usage = {"prompt_tokens": done.prompt_tokens,
-                     "completion_tokens": done.completion_tokens,
-                     "total_tokens": done.prompt_tokens + done.completion_tokens}
-            yield chunk({}, done.finish_reason or "stop", usage=usage)
+    try:
+        for event in events:
+            if event.text:
+                yield chunk({"content": event.text})
+            if event.completion is not None:
+                done = event.completion
+                usage = {"prompt_tokens": done.prompt_tokens,
+                         "completion_tokens": done.completion_tokens,
+                         "total_tokens": done.prompt_tokens + done.completion_tokens}
+                yield chunk({}, done.finish_reason or "stop", usage=usage)
+    except ModelyardError as exc:  # the status line is sent: the error travels in the stream
+        yield f"data: {json.dumps(error_body(exc.error_type, exc.message, exc.field))}\n\n"
+        return
     yield "data: [DONE]\n\n"

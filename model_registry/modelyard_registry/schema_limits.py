@@ -1,0 +1,160 @@
+"""Caps on caller-supplied JSON Schemas, checked before any model sees them.
+
+A JSON Schema becomes a llama.cpp grammar, and llama.cpp expands bounded repetitions into nested
+rules: ``"maxLength": 2000`` made the grammar code overflow its stack and kill the process
+(SIGSEGV), ``"maxItems": 5000`` the same, 2,000 optional properties broke the converter.  Runners
+contain such crashes, but a request that cannot work should be refused with a 422 naming the
+keyword, not cost a runner restart.
+
+Caps (measured on SmolLM2 with llama-cpp-python 0.3.36 by building the grammar and sampling a
+few tokens, each schema in its own process; the first crash or failure is on the right):
+
+========================  =====  ==========================================
+keyword                   cap    first failure seen
+========================  =====  ==========================================
+maxLength / minLength     500    maxLength 2000: SIGSEGV (1000 worked)
+maxItems / minItems       256    maxItems 5000: SIGSEGV (1000 worked)
+nesting depth             16     none up to 100 (grammar grows fast)
+enum / const values       500    none up to 5000
+properties per object     100    2000: converter error; 500 took 0.5 s
+pattern                   256 chars, each {m,n} bound <= 500
+$ref                      local (``#/...``) only: the converter would fetch URLs
+whole schema              64 KiB of JSON, 2000 subschemas
+========================  =====  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidInput
+
+__all__ = ["DEFAULT_LIMITS", "SchemaLimits", "check_schema"]
+
+
+@dataclass(frozen=True)
+class SchemaLimits:
+    max_length: int = 500
+    max_items: int = 256
+    max_depth: int = 16
+    max_enum: int = 500
+    max_properties: int = 100
+    max_pattern_chars: int = 256
+    max_schema_bytes: int = 64 * 1024
+    max_subschemas: int = 2000
+
+
+DEFAULT_LIMITS = SchemaLimits()
+
+_LENGTH_KEYS = ("maxLength", "minLength")
+_ITEM_KEYS = ("maxItems", "minItems")
+_SCHEMA_LIST_KEYS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAP_KEYS = ("properties", "$defs", "definitions", "patternProperties")
+_SCHEMA_KEYS = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
+_QUANTIFIER = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+
+
+def check_schema(schema: Any, field: str, limits: SchemaLimits = DEFAULT_LIMITS) -> None:
+    """Raise ``InvalidInput`` naming the offending keyword's path (``field`` + JSON path)."""
+    try:
+        size = len(json.dumps(schema))
+    except (TypeError, ValueError):
+        raise InvalidInput("the JSON Schema is not JSON", field=field) from None
+    if size > limits.max_schema_bytes:
+        raise InvalidInput(f"the JSON Schema is {size} bytes; at most "
+                           f"{limits.max_schema_bytes} are accepted", field=field)
+    _Walker(limits).walk(schema, field, 1)
+
+
+class _Walker:
+    def __init__(self, limits: SchemaLimits) -> None:
+        self.limits = limits
+        self.seen = 0
+
+    def walk(self, node: Any, path: str, depth: int) -> None:
+        if isinstance(node, bool):
+            return
+        if not isinstance(node, dict):
+            raise InvalidInput("a JSON Schema must be an object or a boolean", field=path)
+        lim = self.limits
+        self.seen += 1
+        if self.seen > lim.max_subschemas:
+            raise InvalidInput(f"the JSON Schema has more than {lim.max_subschemas} subschemas",
+                               field=path)
+        if depth > lim.max_depth:
+            raise InvalidInput(f"the JSON Schema nests deeper than {lim.max_depth} levels",
+                               field=path)
+        for key in _LENGTH_KEYS:
+            self._bound(node, key, path, lim.max_length)
+        for key in _ITEM_KEYS:
+            self._bound(node, key, path, lim.max_items)
+        self._values(node, path)
+        ref = node.get("$ref")
+        if ref is not None and not (isinstance(ref, str) and ref.startswith("#")):
+            raise InvalidInput("only local references ($ref starting with '#') are accepted",
+                               field=f"{path}.$ref")
+        if "pattern" in node:
+            self._pattern(node["pattern"], f"{path}.pattern")
+        for key in _SCHEMA_KEYS:
+            if key in node:
+                child = node[key]
+                if isinstance(child, list):  # draft-04 tuple form of items
+                    for i, item in enumerate(child):
+                        self.walk(item, f"{path}.{key}[{i}]", depth + 1)
+                else:
+                    self.walk(child, f"{path}.{key}", depth + 1)
+        for key in _SCHEMA_LIST_KEYS:
+            if key in node:
+                items = node[key]
+                if not isinstance(items, list):
+                    raise InvalidInput(f"{key} must be a list of schemas", field=f"{path}.{key}")
+                for i, item in enumerate(items):
+                    self.walk(item, f"{path}.{key}[{i}]", depth + 1)
+        for key in _SCHEMA_MAP_KEYS:
+            if key in node:
+                self._map(node[key], f"{path}.{key}", depth, key == "properties")
+
+    def _map(self, members: Any, path: str, depth: int, properties: bool) -> None:
+        if not isinstance(members, dict):
+            raise InvalidInput("must be an object of schemas", field=path)
+        if properties and len(members) > self.limits.max_properties:
+            raise InvalidInput(f"{len(members)} properties; at most "
+                               f"{self.limits.max_properties} per object are accepted",
+                               field=path)
+        for name, child in members.items():
+            self.walk(child, f"{path}.{name}", depth + 1)
+
+    def _bound(self, node: dict[str, Any], key: str, path: str, cap: int) -> None:
+        if key not in node:
+            return
+        value = node[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(f"{key} must be a non-negative integer", field=f"{path}.{key}")
+        if value > cap:
+            raise InvalidInput(f"{key} {value} is too large for constrained decoding; "
+                               f"at most {cap} is accepted", field=f"{path}.{key}")
+
+    def _values(self, node: dict[str, Any], path: str) -> None:
+        values = node.get("enum")
+        if values is None:
+            return
+        if not isinstance(values, list):
+            raise InvalidInput("enum must be a list", field=f"{path}.enum")
+        if len(values) > self.limits.max_enum:
+            raise InvalidInput(f"enum has {len(values)} values; at most "
+                               f"{self.limits.max_enum} are accepted", field=f"{path}.enum")
+
+    def _pattern(self, pattern: Any, path: str) -> None:
+        if not isinstance(pattern, str):
+            raise InvalidInput("pattern must be a string", field=path)
+        if len(pattern) > self.limits.max_pattern_chars:
+            raise InvalidInput(f"pattern is {len(pattern)} characters; at most "
+                               f"{self.limits.max_pattern_chars} are accepted", field=path)
+        for match in _QUANTIFIER.finditer(pattern):
+            for bound in match.groups():
+                if bound and int(bound) > self.limits.max_length:
+                    raise InvalidInput(f"pattern repeats up to {bound} times; at most "
+                                       f"{self.limits.max_length} are accepted", field=path)
