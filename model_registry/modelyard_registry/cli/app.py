@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from . import evals, models, route
+from . import evals, models, route, suites
 from .common import new_app
 from .generate import generate
 
@@ -16,6 +16,7 @@ app = new_app("Modelyard: route every task to the cheapest adequate open-weight 
 models.app.command("eval")(evals.eval_model)
 app.add_typer(models.app, name="models")
 app.add_typer(route.app, name="route")
+app.add_typer(suites.app, name="evals")
 app.command()(generate)
 
 

@@ -1,4 +1,4 @@
-"""`yard models eval NAME`: run the built-in suites on a model and store its Scores."""
+"""`yard models eval NAME`: run built-in or custom suites on a model and store its Scores."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def eval_model(
     name: Annotated[str, typer.Argument(help="Catalogue name of the model.")],
     suite: Annotated[
         list[str] | None,
-        typer.Option("--suite", help=f"Suite to run (repeatable): {', '.join(SUITE_KINDS)}."),
+        typer.Option("--suite", help=f"Suite to run (repeatable): {', '.join(SUITE_KINDS)} "
+                     "or a custom suite's name (`yard evals list`)."),
     ] = None,
     limit: Annotated[
         int | None, typer.Option(help="Only the first N items of each suite (versioned apart).")
@@ -28,20 +29,20 @@ def eval_model(
     """Measure quality (with a 95% interval) and speed per task kind; store them as Scores."""
     with catalogue() as (session, settings):
         catalog.get_model(session, name)
-        suites = plan_suites(suite, limit)  # bad input fails here, before any model loads
+        suites = plan_suites(suite, limit, session)  # bad input fails before any model loads
         runtimes = RuntimeFactory(settings)
         progress = Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=out, disable=as_json,
         )
-        tasks = {s.kind: progress.add_task(f"{name} {s.kind}", total=len(s.items))
+        tasks = {s.suite_name: progress.add_task(f"{name} {s.suite_name}", total=len(s.items))
                  for s in suites}
         try:
             with progress:
                 results = evaluate_model(
-                    session, runtimes, name, kinds=[s.kind for s in suites], limit=limit,
-                    on_item=lambda kind, done, _total: progress.update(tasks[kind],
-                                                                       completed=done),
+                    session, runtimes, name, kinds=[s.suite_name for s in suites], limit=limit,
+                    on_item=lambda suite, done, _total: progress.update(tasks[suite],
+                                                                        completed=done),
                 )
         finally:
             runtimes.close()

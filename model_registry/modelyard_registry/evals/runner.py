@@ -4,6 +4,11 @@ Speed is measured on the same calls: ``tokens_per_s`` is the generation rate aft
 token, ``sum(completion_tokens - 1) / sum(latency - ttft)``, so that together with the mean
 latency and token counts the router can derive the prompt-processing rate
 (``pricing.prefill_rate``) and price local models by expected wall time.
+
+Each item's outcome (its text, score, tokens, cost and latency) is kept as routing evidence
+(``evidence.EvalOutcome``) in the same transaction as the Score, replacing the previous run's.
+Custom suites (``store``) run through the same path; their ``Grader`` builds the requests and
+scores the answers, asking a judge model when the metric is ``judge``.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from sqlmodel import Session, col, delete
 
 from ..catalog import Backend, Capability, ModelEntry, get_model
 from ..errors import InvalidInput
-from ..runtimes import Completion, Runtime, RuntimeFactory
+from ..evidence import EvalOutcome, replace_eval_outcomes
+from ..pricing import local_cost, remote_cost
+from ..runtimes import Completion, GenerationRequest, Runtime, RuntimeFactory
 from ..scores import Score
-from .metrics import METRICS, SCORERS, interval, rouge_l_f1
+from .custom import CustomItem, Metric
+from .metrics import METRICS, SCORERS, bootstrap_interval, interval, rouge_l_f1, wilson_interval
 from .prompts import build_request
+from .store import find_custom_suite
 from .suites import SUITE_KINDS, Suite, check_kind, load_suite
 
 ItemCallback = Callable[[str, int, int], None]  # (kind, done, total)
@@ -34,6 +43,7 @@ class ItemResult:
     completion_tokens: int
     latency_s: float
     ttft_s: float
+    text: str = ""
 
 
 @dataclass
@@ -42,10 +52,21 @@ class SuiteResult:
     kind: str
     suite_version: str
     items: list[ItemResult] = field(default_factory=list)
+    suite: str = ""
+    custom_metric: Metric | None = None
+    binary: bool = False
+
+    @property
+    def suite_name(self) -> str:
+        return self.suite or self.kind
+
+    @property
+    def judged(self) -> bool:
+        return self.custom_metric == Metric.judge
 
     @property
     def metric(self) -> str:
-        return METRICS[self.kind]
+        return self.custom_metric.value if self.custom_metric else METRICS[self.kind]
 
     @property
     def n(self) -> int:
@@ -57,7 +78,11 @@ class SuiteResult:
 
     @property
     def ci(self) -> tuple[float, float]:
-        return interval(self.kind, [i.score for i in self.items])
+        scores = [i.score for i in self.items]
+        if self.custom_metric is None:
+            return interval(self.kind, scores)
+        return (wilson_interval(sum(scores), len(scores)) if self.binary
+                else bootstrap_interval(scores))
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -82,6 +107,7 @@ class SuiteResult:
         return {
             "model": self.model,
             "kind": self.kind,
+            "suite": self.suite_name,
             "metric": self.metric,
             "value": round(self.value, 4),
             "ci_low": round(low, 4),
@@ -104,6 +130,13 @@ def speaks_chat(entry: ModelEntry) -> bool:
     return entry.backend == Backend.openai_compatible or Capability.chat in entry.capabilities
 
 
+def builtin_item_text(kind: str, item: dict[str, Any]) -> str:
+    """What a built-in item asks, as routing evidence: the question and its context for qa."""
+    if kind == "qa":
+        return f"{item['question']}\n\n{item['context']}"
+    return str(item["text"])
+
+
 def score_item(kind: str, item: dict[str, Any], done: Completion) -> ItemResult:
     return ItemResult(
         id=str(item["id"]),
@@ -113,6 +146,7 @@ def score_item(kind: str, item: dict[str, Any], done: Completion) -> ItemResult:
         completion_tokens=done.completion_tokens,
         latency_s=done.latency_s,
         ttft_s=done.ttft_s,
+        text=builtin_item_text(kind, item),
     )
 
 
@@ -123,16 +157,37 @@ def run_suite(
     *,
     chat: bool,
     on_item: ItemCallback | None = None,
+    judge: Runtime | None = None,
 ) -> SuiteResult:
-    """Every item of ``suite`` on ``runtime``; a backend error aborts the suite (nothing stored)."""
-    result = SuiteResult(model, suite.kind, suite.version)
+    """Every item of ``suite`` on ``runtime``; a backend error aborts the suite (nothing stored).
+
+    ``judge`` grades the answers of a suite whose metric is ``judge``.
+    """
+    grader = suite.grader
+    result = SuiteResult(model, suite.kind, suite.version, suite=suite.suite_name,
+                         custom_metric=grader.metric if grader else None,
+                         binary=grader.binary if grader else False)
     total = len(suite.items)
     for done_count, item in enumerate(suite.items, start=1):
-        done = runtime.generate(build_request(suite.kind, item, chat))
-        result.items.append(score_item(suite.kind, item, done))
+        if grader is None:
+            done = runtime.generate(build_request(suite.kind, item, chat))
+            result.items.append(score_item(suite.kind, item, done))
+        else:
+            custom = CustomItem.model_validate(item)
+            done = runtime.generate(grader.request(custom, chat))
+            grade = None if judge is None else _judge_call(judge)
+            result.items.append(ItemResult(
+                id=custom.id, score=grader.score(done.text, custom, grade), output=done.text,
+                prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
+                latency_s=done.latency_s, ttft_s=done.ttft_s, text=custom.input,
+            ))
         if on_item is not None:
-            on_item(suite.kind, done_count, total)
+            on_item(suite.suite_name, done_count, total)
     return result
+
+
+def _judge_call(judge: Runtime) -> Callable[[GenerationRequest], str]:
+    return lambda request: judge.generate(request).text
 
 
 def rouge_l(result: SuiteResult, suite: Suite) -> float:
@@ -142,9 +197,17 @@ def rouge_l(result: SuiteResult, suite: Suite) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def store_score(session: Session, result: SuiteResult) -> Score:
-    """Insert the Score, replacing an older one for the same (model, kind, suite version)."""
+def store_score(
+    session: Session, result: SuiteResult, outcomes: Sequence[EvalOutcome] | None = None
+) -> Score:
+    """Insert the Score, replacing an older one for the same (model, kind, suite version).
+
+    ``outcomes`` (the per-item evidence) replace the model's previous ones on this suite in the
+    same transaction.
+    """
     low, high = result.ci
+    if outcomes is not None:
+        replace_eval_outcomes(session, model=result.model, suite=result.suite_name, rows=outcomes)
     session.exec(  # type: ignore[call-overload]
         delete(Score).where(
             col(Score.model_name) == result.model,
@@ -172,12 +235,40 @@ def store_score(session: Session, result: SuiteResult) -> Score:
     return score
 
 
-def plan_suites(kinds: Sequence[str] | None, limit: int | None) -> list[Suite]:
-    """Check the request before any model runs: unknown kinds and bad limits fail first."""
+def item_outcomes(result: SuiteResult, entry: ModelEntry, machine_cost_per_hour: float
+                  ) -> list[EvalOutcome]:
+    """The per-item evidence of a run, each priced as the router prices this model's calls."""
+    local = entry.backend == Backend.llama_cpp
+    return [
+        EvalOutcome(
+            model_name=result.model, kind=result.kind, suite=result.suite_name,
+            suite_version=result.suite_version, item_id=i.id, text=i.text[:4000],
+            score=min(1.0, max(0.0, i.score)), judged=result.judged,
+            prompt_tokens=i.prompt_tokens, completion_tokens=i.completion_tokens,
+            latency_s=i.latency_s,
+            cost_usd=(local_cost(i.latency_s, machine_cost_per_hour) if local else
+                      remote_cost(i.prompt_tokens, i.completion_tokens, entry.price_in,
+                                  entry.price_out)),
+        )
+        for i in result.items
+    ]
+
+
+def plan_suites(kinds: Sequence[str] | None, limit: int | None,
+                session: Session | None = None) -> list[Suite]:
+    """Check the request before any model runs: unknown suites and bad limits fail first.
+
+    A name is a built-in suite (its kind) or, given a ``session``, an operator's own suite.
+    """
     if limit is not None and limit < 1:
         raise InvalidInput("--limit must be >= 1", field="limit")
-    chosen = list(dict.fromkeys(check_kind(k) for k in kinds)) if kinds else list(SUITE_KINDS)
-    return [load_suite(kind).head(limit) for kind in chosen]
+    if not kinds:
+        return [load_suite(kind).head(limit) for kind in SUITE_KINDS]
+    suites = []
+    for name in dict.fromkeys(kinds):
+        custom = find_custom_suite(session, name) if session is not None else None
+        suites.append(custom.head(limit) if custom else load_suite(check_kind(name)).head(limit))
+    return suites
 
 
 def evaluate_model(
@@ -189,14 +280,21 @@ def evaluate_model(
     limit: int | None = None,
     on_item: ItemCallback | None = None,
 ) -> list[SuiteResult]:
-    """Run the suites on one catalogue model and store a Score per kind as each suite ends."""
-    suites = plan_suites(kinds, limit)
+    """Run the suites on one catalogue model and store a Score per suite as each one ends.
+
+    Each item's outcome is stored with the Score (see ``item_outcomes``).
+    """
+    suites = plan_suites(kinds, limit, session)
     entry = get_model(session, name)
     runtime = runtimes.for_entry(entry)
     chat = speaks_chat(entry)
+    rate = runtimes.settings.machine_cost_per_hour
     results = []
     for suite in suites:
-        result = run_suite(runtime, name, suite, chat=chat, on_item=on_item)
-        store_score(session, result)
+        judge = None
+        if suite.grader is not None and suite.grader.config.judge_model:
+            judge = runtimes.for_entry(get_model(session, suite.grader.config.judge_model))
+        result = run_suite(runtime, name, suite, chat=chat, on_item=on_item, judge=judge)
+        store_score(session, result, item_outcomes(result, entry, rate))
         results.append(result)
     return results

@@ -2,11 +2,13 @@
 
 A suite's version is a hash of its file, so editing an item gives new Scores instead of silently
 mixing results from two different suites.  A run on the first N items only is versioned
-``<version>:first<N>``: a partial run never passes for a full one.
+``<version>:first<N>``: a partial run never passes for a full one.  Operators' own suites
+(``store``) are ``Suite`` values too, named apart from their kind and graded by a ``Grader``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from ..taskspec import TaskKind
+from .custom import Grader
 
 SUITE_KINDS: tuple[str, ...] = (
     TaskKind.classify.value,
@@ -36,12 +39,20 @@ class Suite:
     kind: str
     version: str
     items: tuple[dict[str, Any], ...]
+    name: str = ""
+    grader: Grader | None = None
+
+    @property
+    def suite_name(self) -> str:
+        """A built-in suite is named by its kind; a custom one by its own name."""
+        return self.name or self.kind
 
     def head(self, limit: int | None) -> Suite:
         """The first ``limit`` items, versioned apart from the full suite."""
         if limit is None or limit >= len(self.items):
             return self
-        return Suite(self.kind, f"{self.version}:first{limit}", self.items[:limit])
+        return dataclasses.replace(self, version=f"{self.version}:first{limit}",
+                                   items=self.items[:limit])
 
 
 def check_kind(kind: str) -> str:
