@@ -27,8 +27,10 @@ from typing import Literal
 from sqlmodel import Session
 
 from .catalog import Backend, Capability, ModelEntry, list_models, record_health
+from .catalog_cache import CatalogueCache
 from .errors import BackendCrashed, BackendUnreachable, CascadeExhausted
 from .evidence.calls import evidence_text, record_call_input
+from .group_commit import GroupCommitter
 from .pricing import local_cost, remote_cost
 from .routing.candidates import Candidate, MachineLimits
 from .routing.explain import decide_request
@@ -130,12 +132,23 @@ class Cascade:
     def __init__(
         self, session_factory: SessionFactory, settings: Settings, runtimes: RuntimeFactory,
         predictor: ActivePredictor | None = None,
+        *,
+        catalogue: CatalogueCache | None = None,
+        committer: GroupCommitter | None = None,
     ) -> None:
+        """Build a cascade; ``catalogue`` and ``committer`` are the API's hot-path parts.
+
+        A cached catalogue snapshot instead of two queries per request, and group-committed
+        (still durable) usage rows.  Without them (workers, CLI) every plan reads the database
+        and every row commits on its own.
+        """
         self.session_factory = session_factory
         self.settings = settings
         self.runtimes = runtimes
         self.limits = MachineLimits.from_settings(settings)
         self.predictor = predictor if predictor is not None else ActivePredictor(settings)
+        self.catalogue = catalogue
+        self.committer = committer
 
     def plan(self, spec: TaskSpec, request: GenerationRequest) -> tuple[
         Decision, dict[str, Candidate], dict[str, ModelEntry]
@@ -146,14 +159,17 @@ class Cascade:
         for this request when it has evidence for the kind, else by the per-kind scores.
         """
         spec = effective_spec(spec, request)
-        with self.session_factory() as session:
+        snapshot = self.catalogue.get() if self.catalogue is not None else None
+        with self.session_factory() as session:  # connects only if something must be read
             decision, candidates = decide_request(
                 session, self.settings, spec, request_text(request), runtimes=self.runtimes,
                 predictor=self.predictor, query_text=evidence_text(request.messages,
                                                                    request.prompt),
                 limits=self.limits,
+                candidates=snapshot.candidates if snapshot is not None else None,
             )
-            entries = {e.name: e for e in list_models(session)}
+            entries = (snapshot.entries if snapshot is not None
+                       else {e.name: e for e in list_models(session)})
         decision.require()
         return decision, {c.name: c for c in candidates}, entries
 
@@ -290,7 +306,7 @@ class Cascade:
         """
         try:
             with self.session_factory() as session:
-                record_health(session, name, False, error)
+                record_health(session, name, False, error)  # the ORM event refreshes caches
         except Exception as exc:  # health is advice; never fail the request over it
             log.warning("cascade: could not mark %s unhealthy: %s", name, exc)
 
@@ -300,8 +316,11 @@ class Cascade:
         accepted: Completion | None = None,
         *, text: str = "",
     ) -> None:
-        """One committed row per attempt; an accepted one keeps its answer (``replay`` reads it)."""
-        with self.session_factory() as session:
+        """One committed row per attempt; an accepted one keeps its answer (``replay`` reads it).
+
+        Returns only once the row is committed, so an answered request always has its row.
+        """
+        def write(session: Session) -> None:
             session.add(Call(
                 request_id=request_id, job_id=job_id, team_id=team_id, node=node,
                 kind=str(spec.kind), attempt=index, model_name=attempt.model,
@@ -313,6 +332,12 @@ class Cascade:
             if index == 1:  # the request's text, once, so its verdicts become evidence
                 record_call_input(session, request_id=request_id, kind=str(spec.kind),
                                   text=text, team_id=team_id, job_id=job_id, node=node)
+
+        if self.committer is not None:
+            self.committer.write(write)
+            return
+        with self.session_factory() as session:
+            write(session)
             session.commit()
 
 

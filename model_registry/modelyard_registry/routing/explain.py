@@ -30,14 +30,17 @@ def decide_request(
     predictor: ActivePredictor | None = None,
     query_text: str | None = None,
     limits: MachineLimits | None = None,
+    candidates: list[Candidate] | None = None,
 ) -> tuple[Decision, list[Candidate]]:
     """The decision and the snapshot it was made on.
 
     ``prompt_text`` sizes the call (its tokens); ``query_text`` is what the predictor compares
     with its evidence (the user's words, as ``evidence.calls.evidence_text`` keeps them), and
     defaults to the prompt.  A pinned call skips prediction: it skips the quality bar anyway.
+    ``candidates`` is a cached snapshot (``catalog_cache``); without it the catalogue is read.
     """
-    candidates = load_candidates(session, settings)
+    if candidates is None:
+        candidates = load_candidates(session, settings)
     counts = count_prompt_tokens(session, candidates, prompt_text, runtimes)
     predictions = rule = None
     if predictor is not None and spec.pinned_model is None:

@@ -9,7 +9,7 @@ from ..errors import InvalidInput
 from ..settings import Settings
 from .base import Completion, GenerationRequest, Runtime, StreamEvent, drain
 from .llama_cpp import LlamaCppRuntime, LlamaPool
-from .openai_compat import OpenAICompatRuntime
+from .openai_compat import OpenAICompatRuntime, shared_client
 
 __all__ = [
     "Completion",
@@ -36,6 +36,7 @@ class RuntimeFactory:
             n_ctx=settings.n_ctx,
             memory_headroom_bytes=settings.runner_memory_headroom_mb * 2**20,
         )
+        self.http = shared_client()  # one keep-alive pool for every remote model
 
     def for_entry(self, entry: ModelEntry) -> Runtime:
         if entry.backend == Backend.llama_cpp:
@@ -60,6 +61,7 @@ class RuntimeFactory:
             read_timeout_s=self.settings.read_timeout_s,
             max_retries=self.settings.max_retries,
             response_format=entry.response_format,
+            client=self.http,
         )
 
     def loaded(self) -> frozenset[str]:
@@ -69,3 +71,4 @@ class RuntimeFactory:
     def close(self) -> None:
         """Stop every runner process this factory started."""
         self.pool.close()
+        self.http.close()

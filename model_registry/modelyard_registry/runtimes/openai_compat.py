@@ -1,12 +1,19 @@
-"""Remote models behind any OpenAI-compatible server (vLLM, llama.cpp server, ...) via litellm.
+"""Remote models behind any OpenAI-compatible server (vLLM, llama.cpp server, ...) over httpx.
 
-litellm gives one client for every OpenAI-style server; we keep control of the parts that matter
-for a router: explicit connect/read timeouts, retries only where a retry can help (5xx and
-connection failures, before any token arrived), and never phoning home for a cost map.
+One pooled ``httpx.Client`` per process (owned by ``RuntimeFactory``) speaks the wire format
+directly: a router in front of a model server must add as little as possible, and litellm's
+per-call machinery (client construction, callbacks, response objects) cost milliseconds per
+request on the hot path.  We keep control of the parts that matter for a router: explicit
+connect/read timeouts, retries only where a retry can help (5xx and connection failures, before
+any token arrived), exact usage from the stream (``stream_options.include_usage``), logprobs,
+and both JSON Schema dialects (``json_schema`` for OpenAI/vLLM, ``json_object`` + ``schema`` for
+llama-cpp-python's server).  A server that sends no usage gets litellm's tokenizer estimate,
+the only place litellm is still used (imported lazily, never phoning home).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -14,7 +21,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import openai
 
 from ..errors import BackendError, BackendTimeout, BackendUnreachable
 from ..pricing import estimate_tokens
@@ -26,19 +32,20 @@ os.environ.setdefault("LITELLM_TELEMETRY", "False")
 log = logging.getLogger(__name__)
 
 
-def _litellm() -> Any:
-    import litellm
+def shared_client(max_connections: int = 512) -> httpx.Client:
+    """The process's pooled client: keep-alive connections reused across requests and threads."""
+    limits = httpx.Limits(max_connections=max_connections,
+                          max_keepalive_connections=max_connections, keepalive_expiry=30)
+    return httpx.Client(limits=limits, timeout=httpx.Timeout(120.0, connect=5.0))
 
-    litellm.telemetry = False
-    litellm.suppress_debug_info = True
-    return litellm
 
-
-def check_health(base_url: str, api_key: str | None, timeout_s: float) -> tuple[bool, str | None]:
+def check_health(base_url: str, api_key: str | None, timeout_s: float,
+                 client: httpx.Client | None = None) -> tuple[bool, str | None]:
     """A model server is healthy when ``GET {base_url}/models`` answers 200 in time."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        response = httpx.get(f"{base_url}/models", headers=headers, timeout=timeout_s)
+        get = client.get if client is not None else httpx.get
+        response = get(f"{base_url}/models", headers=headers, timeout=timeout_s)
     except httpx.TimeoutException:
         return False, f"no answer from {base_url} within {timeout_s:g}s"
     except httpx.HTTPError as exc:
@@ -46,6 +53,15 @@ def check_health(base_url: str, api_key: str | None, timeout_s: float) -> tuple[
     if response.status_code != 200:
         return False, f"{base_url}/models answered HTTP {response.status_code}"
     return True, None
+
+
+def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """The litellm tokenizer's estimate, for servers that report no usage (documented in README)."""
+    import litellm
+
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    return int(litellm.token_counter(model="gpt-3.5-turbo", messages=messages))
 
 
 class OpenAICompatRuntime:
@@ -61,6 +77,7 @@ class OpenAICompatRuntime:
         max_retries: int,
         backoff_s: float = 0.5,
         response_format: str = "json_schema",
+        client: httpx.Client | None = None,
     ) -> None:
         self.response_format = response_format
         self.name = name
@@ -71,116 +88,134 @@ class OpenAICompatRuntime:
         self.read_timeout_s = read_timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self.client = client or shared_client(16)
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def generate(self, request: GenerationRequest) -> Completion:
         return drain(self.stream(request), "OpenAI-compatible")
 
     def count_tokens(self, text: str) -> int:
-        """An estimate: the server's tokenizer is a network round-trip away, too dear to route on."""
+        """An estimate: the server's tokenizer is a round-trip away, too dear to route on."""
         return estimate_tokens(text)
 
-    def _kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+    def body(self, request: GenerationRequest) -> dict[str, Any]:
+        """The chat completions request, always streamed so usage and TTFT are measured."""
         messages = request.messages or [{"role": "user", "content": request.prompt or ""}]
-        kwargs: dict[str, Any] = {
-            "model": f"openai/{self.served_name}",
-            "api_base": self.base_url,
-            "api_key": self.api_key or "not-needed",
+        body: dict[str, Any] = {
+            "model": self.served_name,
             "messages": messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
-            "timeout": self.timeout,
-            "max_retries": 0,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         if request.stop:
-            kwargs["stop"] = request.stop
+            body["stop"] = request.stop
         if request.json_schema is not None and self.response_format == "json_object":
-            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            body["response_format"] = {"type": "json_object", "schema": request.json_schema}
         elif request.json_schema is not None:
-            kwargs["response_format"] = {
+            body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
             }
         if request.logprobs:
-            kwargs["logprobs"] = True
-        return kwargs
+            body["logprobs"] = True
+        return body
 
-    def _open(self, kwargs: dict[str, Any]) -> Any:
-        litellm = _litellm()
-        retryable = (
-            litellm.InternalServerError,
-            litellm.ServiceUnavailableError,
-            litellm.BadGatewayError,
-            litellm.APIConnectionError,
-        )
+    def _open(self, body: dict[str, Any]) -> httpx.Response:
+        """Send the request; retry 5xx and connection failures (nothing has streamed yet)."""
+        url = f"{self.base_url}/chat/completions"
         attempt = 0
         while True:
+            failure: str
             try:
-                return litellm.completion(**kwargs)
-            except litellm.Timeout as exc:
+                request = self.client.build_request("POST", url, json=body, headers=self.headers,
+                                                    timeout=self.timeout)
+                response = self.client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
                 raise BackendTimeout(
                     f"{self.name}: no answer from {self.base_url} within {self.read_timeout_s:g}s"
                 ) from exc
-            except retryable as exc:
-                if attempt >= self.max_retries:
-                    raise _classify(self.name, self.base_url, exc, attempt + 1) from exc
-                delay = self.backoff_s * 2**attempt
-                log.warning("%s: %s, retry %d in %.1fs", self.name, type(exc).__name__,
-                            attempt + 1, delay)
-                time.sleep(delay)
-                attempt += 1
-            except openai.APIError as exc:  # every litellm error subclasses the openai ones
-                status = getattr(exc, "status_code", None)
+            except httpx.TransportError as exc:
+                failure = "connection"
+                error: Exception = exc
+            else:
+                if response.status_code < 400:
+                    return response
+                response.read()
+                response.close()
+                status = response.status_code
+                if status < 500:
+                    raise BackendError(
+                        f"{self.name}: {self.base_url} refused the request (HTTP {status}): "
+                        f"{_error_message(response)}"
+                    )
+                failure, error = f"HTTP {status}", BackendError(f"HTTP {status}")
+            if attempt >= self.max_retries:
+                if failure == "connection":
+                    raise BackendUnreachable(
+                        f"{self.name}: cannot reach {self.base_url} ({attempt + 1} attempts)"
+                    ) from error
                 raise BackendError(
-                    f"{self.name}: {self.base_url} refused the request"
-                    + (f" (HTTP {status})" if status else "") + f": {exc.__class__.__name__}"
-                ) from exc
+                    f"{self.name}: {self.base_url} answered {failure} ({attempt + 1} attempts)"
+                ) from error
+            delay = self.backoff_s * 2**attempt
+            log.warning("%s: %s, retry %d in %.1fs", self.name, failure, attempt + 1, delay)
+            time.sleep(delay)
+            attempt += 1
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        kwargs = self._kwargs(request)
+        body = self.body(request)
         watch = Stopwatch()
-        response = self._open(kwargs)
-        litellm = _litellm()
+        response = self._open(body)
         parts: list[str] = []
         finish: str | None = None
-        usage: Any = None
+        usage: dict[str, Any] | None = None
         logprobs: list[float] = []
         n_chunks = 0
         try:
-            for chunk in response:
-                if getattr(chunk, "usage", None):
-                    usage = chunk.usage
-                if not chunk.choices:
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
                     continue
-                choice = chunk.choices[0]
-                finish = choice.finish_reason or finish
-                piece = choice.delta.content if choice.delta else None
-                lp = getattr(choice, "logprobs", None)
-                if lp is not None and getattr(lp, "content", None):
-                    logprobs.extend(t.logprob for t in lp.content)
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    raise BackendError(f"{self.name}: stream broke: {chunk['error']}")
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                choices = chunk.get("choices")
+                if not choices:
+                    continue
+                choice = choices[0]
+                finish = choice.get("finish_reason") or finish
+                delta = choice.get("delta") or {}
+                piece = delta.get("content")
+                lp = choice.get("logprobs")
+                if lp and lp.get("content"):
+                    logprobs.extend(float(t["logprob"]) for t in lp["content"])
                 if piece:
                     n_chunks += 1
                     watch.mark_token()
                     parts.append(piece)
                     yield StreamEvent(text=piece)
-        except litellm.Timeout as exc:
+        except httpx.TimeoutException as exc:
             raise BackendTimeout(
                 f"{self.name}: stream stalled beyond {self.read_timeout_s:g}s"
             ) from exc
-        except openai.APIError as exc:
+        except (httpx.TransportError, json.JSONDecodeError) as exc:
             raise BackendError(f"{self.name}: stream broke: {exc.__class__.__name__}") from exc
+        finally:
+            response.close()
         latency, ttft = watch.finish()
-        text = "".join(parts)
-        if usage is not None and usage.completion_tokens is not None:
-            n_prompt, n_out = int(usage.prompt_tokens or 0), int(usage.completion_tokens)
+        if usage is not None and usage.get("completion_tokens") is not None:
+            n_prompt, n_out = int(usage.get("prompt_tokens") or 0), int(usage["completion_tokens"])
         else:  # server sent no usage: litellm's tokenizer estimate (documented in the README)
-            messages = kwargs["messages"]
-            n_prompt = int(litellm.token_counter(model="gpt-3.5-turbo", messages=messages))
-            n_out = n_chunks
+            n_prompt, n_out = estimate_prompt_tokens(body["messages"]), n_chunks
         yield StreamEvent(
             completion=Completion(
-                text=text,
+                text="".join(parts),
                 finish_reason=finish,
                 prompt_tokens=n_prompt,
                 completion_tokens=n_out,
@@ -192,18 +227,11 @@ class OpenAICompatRuntime:
         )
 
 
-def _caused_by_connection(exc: BaseException) -> bool:
-    """Litellm reports a refused connection as InternalServerError(500); the chain tells."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, httpx.TransportError | openai.APIConnectionError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _classify(name: str, base_url: str, exc: Exception, attempts: int) -> BackendError:
-    if _caused_by_connection(exc):
-        return BackendUnreachable(f"{name}: cannot reach {base_url} ({attempts} attempts)")
-    status = getattr(exc, "status_code", None) or "5xx"
-    return BackendError(f"{name}: {base_url} answered HTTP {status} ({attempts} attempts)")
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return response.text[:200]
+    if isinstance(error, dict):
+        return str(error.get("message") or error)[:200]
+    return str(error)[:200]
