@@ -137,6 +137,14 @@ class Settings(BaseSettings):
     summary_overlap_tokens: int = Field(default=96, description="Tokens repeated across chunks.")
 
     # platform (API, jobs)
+    api_workers: int = Field(
+        default=1, ge=1, description="API processes (uvicorn workers) `yard api`/`yard up` start.",
+    )
+    cache_check_s: float = Field(
+        default=1.0, gt=0,
+        description="How often an API process checks for catalogue/key changes made without "
+        "telling it (a Redis broadcast tells it at once).",
+    )
     max_body_bytes: int = Field(default=2_000_000, gt=0, description="Largest request body.")
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="Requests per API key per minute (0: no limit)."
