@@ -115,26 +115,37 @@ def test_expired_and_unknown_links_say_so(client: TestClient, settings: Settings
 
 def test_reset_link_ends_the_old_sessions(admin_client: TestClient, app: object,
                                           people: People) -> None:
+    link = invite(admin_client, "ron@ops.example")
+    with TestClient(app, follow_redirects=False) as ron:  # type: ignore[arg-type]
+        assert set_password(ron, link, NEW_PASSWORD).status_code == 303  # type: ignore[attr-defined]
+        sign_in(ron, "ron@ops.example", NEW_PASSWORD)
+        page = admin_client.get("/team").text
+        ron_id = re.search(r'/team/members/(\d+)/reset"[^>]*><input[^>]*><button[^>]*>'
+                           r'New link for ron@ops.example', page)
+        assert ron_id
+        issued = admin_client.post(f"/team/members/{ron_id.group(1)}/reset",
+                                   data={"csrf": csrf_of(page)})
+        reset = LINK.search(issued.text)
+        assert reset and "/reset/" in reset.group(1)
+        assert "No mail server is configured" in issued.text
+        assert ron.get("/").status_code == 200  # issuing alone ends nothing
+        with TestClient(app, follow_redirects=False) as other:  # type: ignore[arg-type]
+            assert set_password(other, reset.group(1), "another passphrase 99").status_code == 303  # type: ignore[attr-defined]
+        assert ron.get("/").status_code == 303  # using it does
+
+
+def test_no_reset_links_for_people_of_teams_one_does_not_administer(
+        admin_client: TestClient, people: People) -> None:
     token = csrf_of(admin_client.get("/team").text)
     added = admin_client.post("/team/invite", data={"csrf": token, "email": people.member,
                                                     "role": "member"})
     assert "already has an account; added to ops" in added.text
     assert 'id="invite-link"' not in added.text  # she has a password: no link needed
-    member_id = re.search(r'/team/members/(\d+)/reset"[^>]*><input[^>]*><button[^>]*>'
-                          r'New link for mel@web.example', added.text)
-    assert member_id
-    with TestClient(app, follow_redirects=False) as member:  # type: ignore[arg-type]
-        sign_in(member, people.member)
-        assert member.get("/").status_code == 200
-        issued = admin_client.post(f"/team/members/{member_id.group(1)}/reset",
-                                   data={"csrf": token})
-        link = LINK.search(issued.text)
-        assert link and "/reset/" in link.group(1)
-        assert "No mail server is configured" in issued.text
-        assert member.get("/").status_code == 200  # issuing alone ends nothing
-        with TestClient(app, follow_redirects=False) as other:  # type: ignore[arg-type]
-            assert set_password(other, link.group(1), NEW_PASSWORD).status_code == 303  # type: ignore[attr-defined]
-        assert member.get("/").status_code == 303  # using it does
+    mel = re.search(r'/team/members/(\d+)/reset"[^>]*><input[^>]*><button[^>]*>'
+                    r'New link for mel@web.example', added.text)
+    assert mel
+    refused = admin_client.post(f"/team/members/{mel.group(1)}/reset", data={"csrf": token})
+    assert refused.status_code == 403 and "teams you do not administer" in refused.text
 
 
 def test_members_cannot_open_the_team_page(user_client: TestClient) -> None:

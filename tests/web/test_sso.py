@@ -7,6 +7,9 @@ provider does not itself enforce PKCE, so that the verifier matches is not check
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -60,6 +63,11 @@ def sign_in_at_provider(client: TestClient, provider: str, sub: str, claims: dic
     assert authorize.startswith(provider)
     assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) >= 43
     assert query["nonce"] and query["state"] and query["scope"] == ["openid email profile"]
+    flow = json.loads(base64.urlsafe_b64decode(
+        client.cookies["modelyard_sso"].split(".")[0] + "=="))
+    digest = hashlib.sha256(flow["verifier"].encode()).digest()
+    assert query["code_challenge"] == [base64.urlsafe_b64encode(digest).decode().rstrip("=")]
+    assert query["state"] == [flow["state"]] and query["nonce"] == [flow["nonce"]]
     consent = httpx.post(authorize, data={"sub": sub})
     assert consent.status_code == 302, consent.text
     back = urlsplit(consent.headers["location"])

@@ -112,10 +112,19 @@ async def login(request: Request, services: ServicesDep, session: SessionDep) ->
     except ModelyardError as exc:
         return login_page(request, settings, session, next_path, exc.message,
                           status=exc.http_status, email=email)
+    end_previous_session(request, session)
     response = RedirectResponse(next_path, status_code=303)
     set_session_cookie(request, response, token, settings.session_ttl_s)
     response.delete_cookie(cookies.LOGIN_CSRF_COOKIE, path="/")
     return response
+
+
+def end_previous_session(request: Request, session: Session) -> None:
+    """Signing in again replaces this browser's session: the old one must not linger live."""
+    old = cookies.unsign(web_state(request).secret, request.cookies.get(cookies.COOKIE))
+    row = accounts.find_session(session, old) if old else None
+    if row is not None:
+        accounts.end_session(session, row)
 
 
 def _password_sign_in(request: Request, session: Session, settings: Settings, email: str,

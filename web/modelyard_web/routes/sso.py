@@ -15,7 +15,7 @@ from modelyard_platform.api.deps import ServicesDep, SessionDep
 from .. import session as cookies
 from ..deps import web_state
 from ..errors import PageError
-from .account import safe_next, set_session_cookie
+from .account import end_previous_session, safe_next, set_session_cookie
 
 router = APIRouter(include_in_schema=False)
 FLOW_S = 600
@@ -67,6 +67,7 @@ def callback(request: Request, services: ServicesDep, session: SessionDep,
         raise PageError(403, "Your account belongs to no team yet; ask a team admin.")
     token, _ = accounts.start_session(session, ttl_s=settings.session_ttl_s, user=user,
                                       team_id=roles[0].team_id)
+    end_previous_session(request, session)
     response = RedirectResponse(safe_next(flow.get("next")), status_code=303)
     set_session_cookie(request, response, token, settings.session_ttl_s)
     response.delete_cookie(cookies.SSO_COOKIE, path=PATH)

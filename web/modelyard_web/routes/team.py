@@ -85,12 +85,28 @@ def _member(session: Session, admin: Principal, user_id: int) -> User:
     return user
 
 
+def _may_reset(session: Session, admin: Principal, user: User) -> None:
+    """A reset link takes over an account: only for people wholly inside the admin's teams.
+
+    Otherwise an admin of one team could take over someone who is also an admin elsewhere.
+    """
+    assert admin.user_id is not None and user.id is not None
+    mine = {t.team_id for t in accounts.team_roles(session, admin.user_id)
+            if t.role == Role.admin}
+    theirs = {t.team_id for t in accounts.team_roles(session, user.id)}
+    if not theirs <= mine:
+        raise PageError(403, f"{user.email} also belongs to teams you do not administer; ask an "
+                             "operator for a reset link (`yard users reset EMAIL`).")
+
+
 @router.post("/team/members/{user_id}/reset")
 def reset_link(request: Request, user_id: int, form: FormDep, session: SessionDep,
                admin: AdminDep, services: ServicesDep) -> Response:
     settings = services.settings
     user = _member(session, admin, user_id)
     kind = LinkKind.reset if user.password_hash else LinkKind.invite
+    if kind == LinkKind.reset and user.id != admin.user_id:
+        _may_reset(session, admin, user)
     ttl = settings.reset_ttl_s if kind == LinkKind.reset else settings.invite_ttl_s
     link = accounts.link_url(base_url(request, settings), kind,
                              accounts.issue_link(session, user=user, kind=kind, ttl_s=ttl))
