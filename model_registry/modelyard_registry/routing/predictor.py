@@ -49,9 +49,9 @@ class Hyper:
     """The predictor's knobs; the defaults were chosen by cross-validation on public data."""
 
     method: Method = "knn"
-    k: int = 40
+    k: int = 80
     temperature: float = 0.05
-    prior_strength: float = 4.0
+    prior_strength: float = 8.0
     l2: float = 3.0
     components: int = 64
     centre: bool = True
