@@ -8,7 +8,9 @@ always-best (the model with the best mean training quality, or the one named), w
 bootstrap intervals over test items.
 
 Policies: always-best, always-cheapest, the per-kind rule (cheapest model whose training mean for
-the kind clears the bar, the router's rule without per-request evidence), the learned router
+the kind clears the bar, the router's rule without per-request evidence), the per-kind scores
+under the utility rule (what the decision rule alone wins, without per-request evidence), the
+learned router
 under both decision rules (``policy.cheapest_adequate`` at several thresholds and
 ``policy.best_utility`` at several ``min_quality`` values), the cascade (cheapest first among
 the candidates the learned threshold admits, the recorded score as a perfect validator: an upper
@@ -267,6 +269,10 @@ def replay(train: Sequence[Outcome], test: Sequence[Outcome], embedder: Embedder
     for bar in bars:
         results.append(result(f"per-kind rule @ {bar:g}", "per-kind",
                               pick(threshold_rule(bar), kind_q, kind_q), threshold=bar))
+    for mq in min_qualities:
+        _, lam = policy.rule_for(mq)
+        results.append(result(f"per-kind scores, utility @ min_quality {mq:g}", "per-kind-utility",
+                              pick(utility_rule(lam), kind_q, kind_q), threshold=mq, lam=lam))
     for t in thresholds:
         results.append(result(f"learned, threshold @ {t:g}", "threshold",
                               pick(threshold_rule(t), p, p), threshold=t))
