@@ -9,6 +9,7 @@ snapshot (router candidates + entries) and rebuilds it only after a change, whic
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .catalog import ModelEntry, list_models
@@ -71,6 +72,11 @@ class CatalogueCache:
                     entries = {e.name: e for e in list_models(session)}
                 self._snapshot = CatalogueSnapshot(candidates, entries)
             return self._snapshot
+
+    def peek(self) -> Mapping[str, ModelEntry]:
+        """The entries of the snapshot as it is, never reading the database (may be stale)."""
+        snapshot = self._snapshot
+        return snapshot.entries if snapshot is not None else {}
 
     def refresh(self) -> CatalogueSnapshot:
         """A fresh snapshot now (a pinned name the snapshot lacks may have just been added)."""

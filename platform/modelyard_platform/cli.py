@@ -23,9 +23,14 @@ HostOpt = Annotated[str, typer.Option(help="Interface to listen on.")]
 PortOpt = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
 
 
-def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
-    """Serve the HTTP API and web UI (uvicorn)."""
+WorkersOpt = Annotated[int | None, typer.Option(
+    min=1, help="API processes sharing the port (default: MODELYARD_API_WORKERS, 1).")]
+
+
+def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = None) -> None:
+    """Serve the HTTP API and web UI (uvicorn; --workers N processes share the port)."""
     import uvicorn
+    from modelyard_registry.db import get_engine
 
     from .api import create_app
 
@@ -33,10 +38,17 @@ def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     from .jobs.celery_app import broker_url
 
     broker_url(settings)  # fail now, with a clear message, rather than on the first job
+    n = workers or settings.api_workers
     # Forwarded headers are honoured only from MODELYARD_TRUSTED_PROXIES (the web package's
     # middleware), not from uvicorn's own default list.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
-                timeout_graceful_shutdown=10, proxy_headers=False)
+    options = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": 10,
+               "proxy_headers": False}
+    if n == 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return
+    get_engine(settings.effective_database_url)  # migrate once, before the workers start
+    uvicorn.run("modelyard_platform.api.app:create_app", factory=True, workers=n,
+                **options)  # type: ignore[arg-type]
 
 
 def worker(
@@ -59,7 +71,8 @@ def worker(
     ])
 
 
-def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000,
+       api_workers: WorkersOpt = None) -> None:
     """Start everything on this machine: API + worker (+ embedded Redis without REDIS_URL)."""
     from modelyard_registry.db import get_engine
 
@@ -73,7 +86,7 @@ def up(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
         new_key = None if auth.has_admin_key(session) else auth.create_key(
             session, team="admin", admin=True)[0]
         nobody = not list_users(session)
-    sup = Supervisor(settings, host, port)
+    sup = Supervisor(settings, host, port, api_workers=api_workers or settings.api_workers)
     try:
         redis_url = settings.redis_url or sup.start_embedded_redis()
         sup.start(redis_url)

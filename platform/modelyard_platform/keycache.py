@@ -46,6 +46,10 @@ class KeyCache:
         if self.watcher is not None:
             self.watcher.publish(CHANNEL)
 
+    def cached(self, key: str | None) -> Principal | None:
+        """The key's principal if this process has seen it valid since the last change."""
+        return self._principals.get(hash_key(key)) if key else None
+
     def authenticate(
         self, key: str | None, session: Callable[[], AbstractContextManager[Session]] | Session
     ) -> Principal:

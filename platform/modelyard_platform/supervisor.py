@@ -38,6 +38,7 @@ class Supervisor:
     settings: Settings
     host: str
     port: int
+    api_workers: int = 1
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     stopping: bool = False
 
@@ -70,7 +71,8 @@ class Supervisor:
         env = dict(os.environ, REDIS_URL=redis_url)
         env.pop("MODELYARD_REDIS_URL", None)
         me = [sys.executable, "-m", "modelyard_platform"]
-        self._spawn("api", [*me, "api", "--host", self.host, "--port", str(self.port)], env)
+        self._spawn("api", [*me, "api", "--host", self.host, "--port", str(self.port),
+                            "--workers", str(self.api_workers)], env)
         self._spawn("worker", [*me, "worker"], env)
 
     def wait(self) -> int:

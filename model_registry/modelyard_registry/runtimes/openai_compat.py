@@ -178,8 +178,8 @@ class OpenAICompatRuntime:
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
-                if data == "[DONE]":
-                    break
+                if data == "[DONE]":  # read on to the end, so the connection goes back to the pool
+                    continue
                 chunk = json.loads(data)
                 if "error" in chunk:
                     raise BackendError(f"{self.name}: stream broke: {chunk['error']}")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from modelyard_registry.settings import Settings, get_settings
 
 from . import errors
 from .limits import BodyLimit
+from .observe import Observe
 from .routes import chat, events, health, jobs, models, products, usage
 from .services import Services
 
@@ -36,18 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     _mount_web(app)
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        services.metrics.observe(request.method, path, response.status_code,
-                                 time.perf_counter() - start)
-        return response
-
+    app.add_middleware(Observe, metrics=services.metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 

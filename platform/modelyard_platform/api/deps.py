@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from modelyard_registry.settings import Settings
 from sqlmodel import Session
 
-from ..auth import Forbidden, Principal, authenticate
+from ..auth import Forbidden, Principal
 from .services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:  # async: no thread hop for a lookup
     services: Services = request.app.state.services
     return services
 
@@ -28,8 +29,20 @@ def get_settings(services: ServicesDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(services: ServicesDep) -> Iterator[Session]:
-    yield from services.sessions()
+async def get_session(services: ServicesDep) -> AsyncIterator[Session]:
+    """The request's one session; it connects on first use.
+
+    A request that needs no query costs no connection and no thread hop.  Closing a session that
+    holds a connection is I/O, done off the event loop.
+    """
+    session = services.new_session()
+    try:
+        yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -43,11 +56,25 @@ def bearer(request: Request) -> str | None:
     return None
 
 
-def get_principal(request: Request, services: ServicesDep, session: SessionDep) -> Principal:
+async def get_principal(request: Request, services: ServicesDep, session: SessionDep
+                        ) -> Principal:
+    """The caller, from the key cache; a miss reads the request's own session and commits.
+
+    The commit hands the connection back at once, so a request never sits on a pooled
+    connection while it waits for a model, and never holds two (the pool exhaustion of #15).
+    """
     key = getattr(request.state, "api_key", None) or bearer(request)
-    principal = authenticate(session, key)
-    services.limiter.hit(principal.rate_subject)
+    principal = services.keys.cached(key)
+    if principal is None:
+        principal = await run_in_threadpool(_lookup, services, session, key)
+    await services.limiter.check(principal.rate_subject)
     request.state.principal = principal
+    return principal
+
+
+def _lookup(services: Services, session: Session, key: str | None) -> Principal:
+    principal = services.keys.authenticate(key, session)
+    session.commit()
     return principal
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections import defaultdict
 
 import redis
+import redis.asyncio as aioredis
 from modelyard_registry.errors import ModelyardError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -74,6 +76,8 @@ class RateLimiter:
     def __init__(self, per_minute: int, redis_url: str | None) -> None:
         self.per_minute = per_minute
         self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        self._redis_url = redis_url
+        self._aio: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
         self._local: dict[tuple[int | str, int], int] = defaultdict(int)
         self._lock = threading.Lock()
 
@@ -86,6 +90,40 @@ class RateLimiter:
             raise RateLimited(
                 f"rate limit of {self.per_minute} requests per minute exceeded; retry shortly"
             )
+
+    async def check(self, key_id: int | str) -> None:
+        """``hit`` for the event loop: Redis spoken asynchronously, no thread hop."""
+        if self.per_minute <= 0:
+            return
+        window = int(time.time() // 60)
+        count = await self._acount(key_id, window)
+        if count > self.per_minute:
+            raise RateLimited(
+                f"rate limit of {self.per_minute} requests per minute exceeded; retry shortly"
+            )
+
+    async def _acount(self, key_id: int | str, window: int) -> int:
+        if self._redis_url is not None:
+            try:
+                client = self._async_client()
+                name = f"modelyard:rate:{key_id}:{window}"
+                pipe = client.pipeline()
+                pipe.incr(name)
+                pipe.expire(name, 120)
+                return int((await pipe.execute())[0])
+            except redis.RedisError:
+                pass  # Redis away: fall back to this process's count rather than refuse
+        with self._lock:
+            self._local[(key_id, window)] += 1
+            return self._local[(key_id, window)]
+
+    def _async_client(self) -> aioredis.Redis:
+        """One asyncio client per event loop (a client is bound to the loop it first ran on)."""
+        loop = asyncio.get_running_loop()
+        if self._aio is None or self._aio[0] is not loop:
+            assert self._redis_url is not None
+            self._aio = (loop, aioredis.Redis.from_url(self._redis_url))
+        return self._aio[1]
 
     def _count(self, key_id: int | str, window: int) -> int:
         if self._redis is not None:

@@ -8,14 +8,19 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from celery import Celery
-from modelyard_registry.cascade import Cascade
+from fastapi.concurrency import run_in_threadpool
+from modelyard_registry.catalog_cache import CatalogueCache
 from modelyard_registry.db import get_engine, session_scope
+from modelyard_registry.group_commit import GroupCommitter
+from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.settings import Settings
+from modelyard_registry.watch import ChangeWatcher
 from sqlmodel import Session
 
 from ..jobs.celery_app import enqueue, make_celery
 from ..jobs.events import EventBus
+from ..keycache import KeyCache
 from ..metrics import Metrics
 from ..products import ProductLike, all_products
 from .limits import RateLimiter
@@ -32,9 +37,19 @@ class Services:
         self.bus = EventBus(self.settings.redis_url)
         self.limiter = RateLimiter(self.settings.rate_limit_per_minute, self.settings.redis_url)
         self.metrics = Metrics(self.db_url)
+        # The hot path reads these from memory; the watcher tells them about changes.
+        self.watcher = ChangeWatcher(self.db_url, self.settings.redis_url,
+                                     self.settings.cache_check_s)
+        self.catalogue = CatalogueCache(self.db_url, self.settings, self.watcher)
+        self.keys = KeyCache(self.watcher)
+        self.watcher.start()
 
     def session(self) -> AbstractContextManager[Session]:
         return session_scope(self.db_url)
+
+    def new_session(self) -> Session:
+        """A session that connects on first use; the caller closes it."""
+        return Session(get_engine(self.db_url), expire_on_commit=False)
 
     def sessions(self) -> Iterator[Session]:
         with session_scope(self.db_url) as session:
@@ -53,11 +68,25 @@ class Services:
         return RuntimeFactory(self.settings)
 
     @cached_property
+    def committer(self) -> GroupCommitter:
+        return GroupCommitter(self.db_url)
+
+    @cached_property
     def cascade(self) -> Cascade:
-        return Cascade(self.session, self.settings, self.runtimes)
+        return Cascade(self.session, self.settings, self.runtimes, catalogue=self.catalogue,
+                       committer=self.committer)
+
+    async def knows_model(self, name: str) -> bool:
+        """Whether the catalogue has ``name``: from memory, re-read (off the loop) on a miss."""
+        if name in self.catalogue.peek():
+            return True
+        return name in (await run_in_threadpool(self.catalogue.refresh)).entries
 
     def close(self) -> None:
         self.bus.close()
+        self.watcher.close()
+        if "committer" in self.__dict__:
+            self.committer.close()
         if "runtimes" in self.__dict__:
             self.runtimes.close()
         if "celery" in self.__dict__:

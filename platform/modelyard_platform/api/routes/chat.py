@@ -17,13 +17,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
-from modelyard_registry.catalog import find_model
 from modelyard_registry.errors import InvalidInput, ModelyardError, NotFound
 from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.schema_limits import check_schema
 from modelyard_registry.taskspec import TaskSpec
 from modelyard_registry.validators import json_schema_validator
 from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
 
 from ...usage import check_budget
 from ..deps import PrincipalDep, ServicesDep, SessionDep
@@ -87,6 +87,16 @@ def _quality(value: str | None) -> float:
                            field="x-modelyard-min-quality") from None
 
 
+def _admit(session: Session, team_id: int) -> None:
+    """The budget check, off the event loop, then a commit.
+
+    The commit hands the connection back before the model call, so no request holds a pooled
+    connection while it waits (see deps).
+    """
+    check_budget(session, team_id)
+    session.commit()
+
+
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatRequest,
@@ -98,7 +108,7 @@ async def chat_completions(
     best_effort: Annotated[str | None, Header(alias="x-modelyard-best-effort")] = None,
 ) -> JSONResponse | StreamingResponse:
     pinned = None if body.model == "auto" else body.model
-    if pinned is not None and find_model(session, pinned) is None:
+    if pinned is not None and not await services.knows_model(pinned):
         raise NotFound(f"no model {pinned!r} in the catalogue; use \"auto\" or one of "
                        "GET /v1/models", field="model")
     schema = body.output_schema()
@@ -113,7 +123,7 @@ async def chat_completions(
         messages=[m.model_dump() for m in body.messages], max_tokens=max_tokens,
         temperature=body.temperature, stop=stop, json_schema=schema,
     )
-    check_budget(session, principal.team_id)
+    await run_in_threadpool(_admit, session, principal.team_id)
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     cascade = services.cascade
     if body.stream:
