@@ -1,26 +1,30 @@
 """Caps on caller-supplied JSON Schemas, checked before any model sees them.
 
 A JSON Schema becomes a llama.cpp grammar, and llama.cpp expands bounded repetitions into nested
-rules: ``"maxLength": 2000`` made the grammar code overflow its stack and kill the process
-(SIGSEGV), ``"maxItems": 5000`` the same, 2,000 optional properties broke the converter.  Runners
+rules: ``"maxLength": 1200`` made the grammar code overflow its stack and kill the process
+(SIGSEGV), ``"maxItems": 2000`` the same, 2,000 optional properties broke the converter.  Runners
 contain such crashes, but a request that cannot work should be refused with a 422 naming the
 keyword, not cost a runner restart.
 
-Caps (measured on SmolLM2 with llama-cpp-python 0.3.36 by building the grammar and sampling a
-few tokens, each schema in its own process; the first crash or failure is on the right):
+Caps, measured on SmolLM2 with llama-cpp-python 0.3.36 by building the grammar and sampling a few
+tokens, each schema in its own process; the caps sit at half or less of the last value that
+worked:
 
-========================  =====  ==========================================
-keyword                   cap    first failure seen
-========================  =====  ==========================================
-maxLength / minLength     500    maxLength 2000: SIGSEGV (1000 worked)
-maxItems / minItems       256    maxItems 5000: SIGSEGV (1000 worked)
-nesting depth             16     none up to 100 (grammar grows fast)
-enum / const values       500    none up to 5000
-properties per object     100    2000: converter error; 500 took 0.5 s
-pattern                   256 chars, each {m,n} bound <= 500
-$ref                      local (``#/...``) only: the converter would fetch URLs
-whole schema              64 KiB of JSON, 2000 subschemas
-========================  =====  ==========================================
+========================  =====  ===============================================
+keyword                   cap    measured
+========================  =====  ===============================================
+maxLength                 500    1000 worked; 1200, 1500, 2000, 5000: SIGSEGV
+minLength                 500    5000 worked (capped like maxLength all the same)
+maxItems                  256    1000 worked; 2000, 3000, 5000: SIGSEGV
+minItems                  256    1000 worked
+pattern ``{m,n}`` bounds  500    a{1,1000} worked; a{1,3000}: SIGSEGV
+pattern length            256    chars, so nested repeats stay small too
+nesting depth             16     100 worked (the grammar grows fast)
+enum values               500    5000 worked
+properties per object     100    500 took 0.5 s to convert; 1000: converter error
+$ref                             local (``#/...``) only: the converter fetches URLs
+whole schema              64 KiB of JSON, at most 2000 subschemas
+========================  =====  ===============================================
 """
 
 from __future__ import annotations
