@@ -2,18 +2,19 @@
 
 Each usage row must be committed before its request is answered (a 200 without its ``Call``
 would be free work, and a process killed under load must lose none), but one transaction per
-request costs a disk flush per request.  ``GroupCommitter.write`` queues a write and blocks
-until the transaction holding it has committed; one writer thread commits everything queued
-so far in one transaction, so under load one flush serves many requests.
+request costs a commit (and on PostgreSQL a WAL flush) per request.  ``GroupCommitter.write``
+queues a write and returns once the transaction holding it has committed.  Whoever finds no
+commit in progress becomes the leader and commits everything queued so far, its own write
+included; the writes queued meanwhile go together in the next commit.  A lone request pays no
+thread hand-off; under load one commit serves many requests.
 
-The writer has its own engine (one connection): it never waits for the request pool, and a
-request waiting for it never holds a pooled connection that the writer needs.
+The committer has its own engine and connection: it never waits for the request pool, and a
+request waiting for a commit never holds a pooled connection the commit needs.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,50 +37,30 @@ class _Item:
 
 
 class GroupCommitter:
-    def __init__(self, db_url: str, max_batch: int = 256) -> None:
+    def __init__(self, db_url: str) -> None:
         get_engine(db_url)  # migrated
         self.engine: Engine = make_engine(db_url)
-        self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="modelyard-commit", daemon=True)
-        self._thread.start()
-        self.batches = 0
+        self._pending: list[_Item] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # one transaction at a time, on one connection
+        self.commits = 0
         self.rows = 0
 
     def write(self, write: Write) -> None:
         """Run ``write`` in a committed transaction; returns once it is durable (or raises)."""
-        if not self._thread.is_alive():
-            raise RuntimeError("the usage writer is closed")
         item = _Item(write)
-        self._queue.put(item)
-        item.done.wait()
+        with self._queue_lock:
+            self._pending.append(item)
+        with self._commit_lock:
+            if not item.done.is_set():  # no leader took it meanwhile: lead this commit
+                with self._queue_lock:
+                    batch, self._pending = self._pending, []
+                self._commit(batch)
         if item.error is not None:
             raise item.error
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
         self.engine.dispose()
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._commit(batch)
-            if stop:
-                return
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
@@ -87,7 +68,7 @@ class GroupCommitter:
                 for item in batch:
                     item.write(session)
                 session.commit()
-            self.batches += 1
+            self.commits += 1
             self.rows += len(batch)
         except Exception as exc:
             log.warning("group commit of %d writes failed (%s); committing one by one",
