@@ -40,11 +40,13 @@ def classify(item: dict[str, Any], chat: bool) -> GenerationRequest:
     labels = list(item["labels"])
     schema = label_schema(labels)
     if chat:
+        # The labels go in the system message: small Qwen models otherwise pick the first
+        # label listed in the user message for most texts.
         return _chat(
             "You classify short texts. Answer with JSON {\"label\": ...} using exactly one of "
-            "the allowed labels.",
-            f"Allowed labels: {', '.join(labels)}\n\nText: {item['text']}\n\n"
-            "Which label fits the text best?",
+            f"the allowed labels: {', '.join(labels)}. Pick the label that fits the text's "
+            "meaning best, whichever position it has in the list.",
+            f"Text: {item['text']}",
             json_schema=schema, max_tokens=MAX_TOKENS["classify"],
         )
     prompt = (
