@@ -180,8 +180,9 @@ class LogprobLlama(Llama):  # type: ignore[misc]
 
     logprob_sink: list[float] | None = None
 
-    def sample(self, *args: Any, idx: int | None = None, **kwargs: Any) -> int:
-        token = int(super().sample(*args, idx=idx, **kwargs))
+    def sample(self, *args: Any, **kwargs: Any) -> int:
+        token = int(super().sample(*args, **kwargs))
+        idx: int | None = kwargs.get("idx")  # ``generate`` passes every argument by keyword
         if self.logprob_sink is not None:
             ridx = idx - self.n_tokens if idx is not None else -1
             logits = np.ctypeslib.as_array(self._ctx.get_logits_ith(ridx), shape=(self._n_vocab,))
