@@ -83,13 +83,14 @@ def migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations across processes: concurrent starts must not race on DDL."""
     url = engine.url.render_as_string(hide_password=False)
     if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
+        # Autocommit: a session-level lock needs no transaction, and an open one would block
+        # the checkpointer's CREATE INDEX CONCURRENTLY (it waits for every older transaction).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
             try:
                 yield
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
-                conn.commit()
         return
     db_file = sqlite_file(url)
     if db_file is None:
