@@ -66,13 +66,15 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 from _server import start_server
 from modelyard_agents.registry import PRODUCTS
 from modelyard_registry import bundled
-from modelyard_registry.cascade import Cascade
 from modelyard_registry.db import session_scope
 from modelyard_registry.evals.metrics import score_extract, score_summarize
 from modelyard_registry.evals.runner import evaluate_model
 from modelyard_registry.local_models import register_gguf
 from modelyard_registry.remote_models import register_remote
-from modelyard_registry.router import MachineLimits, decide, load_candidates
+from modelyard_registry.routing.candidates import MachineLimits
+from modelyard_registry.routing.cascade import Cascade
+from modelyard_registry.routing.decide import decide
+from modelyard_registry.routing.snapshot import load_candidates
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.scores import Call
 from modelyard_registry.settings import Settings

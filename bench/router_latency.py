@@ -16,7 +16,8 @@ import random
 import statistics
 import time
 
-from modelyard_registry.router import Candidate, MachineLimits, decide
+from modelyard_registry.routing.candidates import Candidate, MachineLimits
+from modelyard_registry.routing.decide import decide
 from modelyard_registry.taskspec import TaskSpec
 
 KINDS = ("classify", "extract", "summarize", "qa")

@@ -29,7 +29,6 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from _server import start_server
 from modelyard_registry import bundled
-from modelyard_registry.cascade import Cascade, call_cost, request_text
 from modelyard_registry.catalog import get_model
 from modelyard_registry.db import session_scope
 from modelyard_registry.errors import CascadeExhausted
@@ -39,12 +38,10 @@ from modelyard_registry.evals.runner import evaluate_model, speaks_chat
 from modelyard_registry.local_models import register_gguf
 from modelyard_registry.pricing import estimate_tokens
 from modelyard_registry.remote_models import register_remote
-from modelyard_registry.router import (
-    Candidate,
-    MachineLimits,
-    decide,
-    load_candidates,
-)
+from modelyard_registry.routing.candidates import Candidate, MachineLimits
+from modelyard_registry.routing.cascade import Cascade, call_cost, request_text
+from modelyard_registry.routing.decide import decide
+from modelyard_registry.routing.snapshot import load_candidates
 from modelyard_registry.runtimes import Completion, RuntimeFactory
 from modelyard_registry.settings import Settings
 from modelyard_registry.taskspec import TaskSpec

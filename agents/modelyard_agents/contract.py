@@ -4,6 +4,10 @@ A product declares its slug, pydantic input/output models (their JSON schemas dr
 the web form) and a LangGraph ``StateGraph`` builder.  Nodes never see the cascade, the database or
 the job directly: they get a ``NodeContext`` (LangGraph runtime context) whose ``call`` runs one
 model call through the cascade and whose ``emit`` reports progress.
+
+A product run gets a ``RunContext`` from its caller (the platform's ``JobContext`` extends it): the
+job's id and team, its typed ``RoutingOptions``, the cascade and a progress sink, the way
+react-agent passes a ``Context`` dataclass.  Nothing is read with ``getattr`` or string keys.
 """
 
 from __future__ import annotations
@@ -13,9 +17,31 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from langgraph.graph import StateGraph
+from modelyard_registry.routing.cascade import Cascade, CascadeResult
+from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.runtimes import GenerationRequest
+from modelyard_registry.settings import Settings
 from modelyard_registry.taskspec import TaskSpec
+from modelyard_registry.validators import Validator
 from pydantic import BaseModel
+
+Event = dict[str, Any]
+
+
+def _ignore(_event: Event) -> None:
+    return None
+
+
+@dataclass
+class RunContext:
+    """What a product run may use: who it runs for, how to route, where to report progress."""
+
+    job_id: str
+    cascade: Cascade
+    settings: Settings
+    team_id: int | None = None
+    options: RoutingOptions = field(default_factory=RoutingOptions)
+    progress: Callable[[Event], None] = _ignore
 
 
 class ModelCall(Protocol):
@@ -25,19 +51,19 @@ class ModelCall(Protocol):
         self,
         spec: TaskSpec,
         request: GenerationRequest,
-        validator: Callable[[Any], tuple[bool, str]] | None = None,
+        validator: Validator | None = None,
         *,
         node: str,
-    ) -> Any: ...
+    ) -> CascadeResult: ...
 
 
 @dataclass
 class NodeContext:
     call: ModelCall
-    emit: Callable[[dict[str, Any]], None]
-    options: dict[str, Any] = field(default_factory=dict)
-    """Job options: ``min_quality`` (overrides every node's bar), ``model`` (pin every node),
-    ``best_effort`` (default true: a fresh install with no eval scores still answers)."""
+    emit: Callable[[Event], None]
+    options: RoutingOptions = field(default_factory=RoutingOptions)
+    """The job's routing options: ``min_quality`` overrides every node's bar, ``model`` pins
+    every node, ``best_effort`` (default true: a fresh install with no eval scores answers)."""
 
 
 class TraceEntry(BaseModel):
@@ -67,7 +93,7 @@ class Product:
     steps: tuple[str, ...]
     """Node names in display order (the web UI draws them as steps)."""
 
-    def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    def run(self, input_data: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         from .runner import run_product
 
         return run_product(self, input_data, ctx)

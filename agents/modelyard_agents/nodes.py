@@ -6,20 +6,23 @@ from collections.abc import Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
+from modelyard_registry.errors import CascadeExhausted
+from modelyard_registry.routing.cascade import CascadeResult
 from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.taskspec import TaskSpec
+from modelyard_registry.validators import Validator
 
 from .contract import NodeContext, TraceEntry
 
 
-def trace_entry(node: str, result: Any) -> dict[str, Any]:
+def trace_entry(node: str, result: CascadeResult) -> dict[str, Any]:
     attempts = list(result.attempts)
-    chosen = getattr(result.decision, "chosen", None)
-    reason = getattr(chosen, "reason", None) or getattr(result.decision, "reason", "")
+    chosen = result.decision.chosen
+    reason = (chosen.reason if chosen is not None else "") or result.decision.reason
     return TraceEntry(
         node=node,
         model=result.model,
-        reason=str(reason),
+        reason=reason,
         escalations=[f"{a.model}: {a.reason}" for a in attempts if a.outcome != "accepted"],
         attempts=len(attempts),
         prompt_tokens=sum(a.prompt_tokens for a in attempts),
@@ -29,9 +32,9 @@ def trace_entry(node: str, result: Any) -> dict[str, Any]:
     ).model_dump()
 
 
-def exhausted_entry(node: str, error: Any) -> dict[str, Any]:
+def exhausted_entry(node: str, error: CascadeExhausted) -> dict[str, Any]:
     """Trace of a cascade where no model's answer was accepted (its calls are still billed)."""
-    attempts = list(getattr(error, "attempts", []))
+    attempts = list(error.attempts)
     return TraceEntry(
         node=node,
         model=attempts[-1].model if attempts else "-",
@@ -50,8 +53,8 @@ def routed_call(
     node: str,
     spec: TaskSpec,
     request: GenerationRequest,
-    validator: Callable[[Any], tuple[bool, str]] | None = None,
-) -> tuple[Any, dict[str, Any]]:
+    validator: Validator | None = None,
+) -> tuple[CascadeResult, dict[str, Any]]:
     """Run one model call for ``node``; returns the cascade result and its trace entry."""
     ctx = runtime.context
     result = ctx.call(spec, request, validator, node=node)
@@ -69,14 +72,9 @@ def node_spec(
     needs_json_schema: bool = False,
 ) -> TaskSpec:
     """The node's own bar, unless the job's options override it for every node."""
-    options = runtime.context.options
-    return TaskSpec.build(
-        kind=kind,
-        min_quality=options.get("min_quality", min_quality),
-        max_output_tokens=max_output_tokens,
+    return runtime.context.options.spec(
+        kind, min_quality=min_quality, max_output_tokens=max_output_tokens,
         needs_json_schema=needs_json_schema,
-        pinned_model=options.get("model"),
-        best_effort=options.get("best_effort", True),
     )
 
 

@@ -11,16 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 from modelyard_registry.replay import replay
-from modelyard_registry.settings import Settings, get_settings
+from modelyard_registry.routing.cascade import CascadeResult
+from modelyard_registry.runtimes import GenerationRequest
+from modelyard_registry.taskspec import TaskSpec
+from modelyard_registry.validators import Validator
 
 from .checkpoints import checkpointer
-from .contract import NodeContext
+from .contract import ModelCall, NodeContext, RunContext
 
 if TYPE_CHECKING:
     from .contract import Product
 
 
-def _model_call(ctx: Any) -> Any:
+def _model_call(ctx: RunContext) -> ModelCall:
     """Number the calls per node, so a re-run node asks for the same request ids in order.
 
     The cascade's answer for a request id that was already accepted (before the worker died) is
@@ -28,7 +31,8 @@ def _model_call(ctx: Any) -> Any:
     """
     counter: dict[str, int] = {}
 
-    def call(spec: Any, request: Any, validator: Any = None, *, node: str) -> Any:
+    def call(spec: TaskSpec, request: GenerationRequest, validator: Validator | None = None, *,
+             node: str) -> CascadeResult:
         counter[node] = counter.get(node, 0) + 1
         request_id = f"{ctx.job_id}:{node}:{counter[node]}"
         done = replay(ctx.cascade, spec, request, request_id=request_id)
@@ -40,7 +44,7 @@ def _model_call(ctx: Any) -> Any:
             validator,
             request_id=request_id,
             job_id=ctx.job_id,
-            team_id=getattr(ctx, "team_id", None),
+            team_id=ctx.team_id,
             node=node,
         )
 
@@ -50,19 +54,15 @@ def _model_call(ctx: Any) -> Any:
 def run_product(
     product: Product,
     input_data: dict[str, Any],
-    ctx: Any,
+    ctx: RunContext,
     *,
     interrupt_before: Sequence[str] | None = None,
     interrupt_after: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Validate, run (or resume) the graph, and shape its final state as the product's output."""
     parsed = product.input_model.model_validate(input_data)
-    settings: Settings = getattr(ctx, "settings", None) or get_settings()
-    context = NodeContext(
-        call=_model_call(ctx),
-        emit=getattr(ctx, "progress", lambda _e: None),
-        options=dict(getattr(ctx, "options", None) or {}),
-    )
+    settings = ctx.settings
+    context = NodeContext(call=_model_call(ctx), emit=ctx.progress, options=ctx.options)
     config: RunnableConfig = {"configurable": {"thread_id": str(ctx.job_id)}}
     with checkpointer(settings) as saver:
         graph = product.build_graph().compile(checkpointer=saver)

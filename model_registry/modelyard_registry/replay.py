@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from .cascade import Attempt, Cascade, CascadeResult, Outcome
+from .routing.cascade import Attempt, Cascade, CascadeResult, Outcome
 from .runtimes import Completion, GenerationRequest
 from .scores import Call
 from .taskspec import TaskSpec

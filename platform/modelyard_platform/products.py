@@ -2,15 +2,18 @@
 
 ``echo`` calls no model (it measures the job system itself: API, broker, worker, database);
 ``generate`` is one routed model call (it measures what the job path adds to a generation).
+Its checkpoint is its accepted ``Call`` row: the call's request id is fixed per job, so a
+redelivered job reuses the recorded answer (``replay``) instead of paying for a second one.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Protocol
 
+from modelyard_agents.contract import RunContext
+from modelyard_registry.replay import replay
 from modelyard_registry.runtimes import GenerationRequest
-from modelyard_registry.taskspec import KIND_RE, TaskKind, TaskSpec
+from modelyard_registry.taskspec import KIND_RE, TaskKind
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -30,7 +33,7 @@ class ProductLike(Protocol):
     @property
     def steps(self) -> tuple[str, ...]: ...
 
-    def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]: ...
+    def run(self, input_data: dict[str, Any], ctx: RunContext) -> dict[str, Any]: ...
 
 
 class EchoInput(BaseModel):
@@ -67,7 +70,7 @@ class Echo:
     output_model = EchoOutput
     steps: tuple[str, ...] = ("echo",)
 
-    def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    def run(self, input_data: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         ctx.progress({"type": "node_started", "node": "echo"})
         message = EchoInput.model_validate(input_data).message
         ctx.progress({"type": "node_finished", "node": "echo", "cost_usd": 0.0})
@@ -82,23 +85,17 @@ class Generate:
     output_model = GenerateOutput
     steps: tuple[str, ...] = ("generate",)
 
-    def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    def run(self, input_data: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         data = GenerateInput.model_validate(input_data)
-        options = dict(ctx.options or {})
-        spec = TaskSpec.build(
-            kind=data.kind,
-            min_quality=options.get("min_quality", 0.0),
-            max_output_tokens=data.max_tokens,
-            pinned_model=options.get("model"),
-            best_effort=options.get("best_effort", True),
-        )
+        spec = ctx.options.spec(data.kind, max_output_tokens=data.max_tokens)
         request = GenerationRequest(
             messages=[{"role": "user", "content": data.prompt}], max_tokens=data.max_tokens
         )
         ctx.progress({"type": "node_started", "node": "generate"})
-        result = ctx.cascade.run(
-            spec, request, request_id=f"{ctx.job_id}:generate:{uuid.uuid4().hex[:8]}",
-            job_id=ctx.job_id, team_id=ctx.team_id, node="generate",
+        request_id = f"{ctx.job_id}:generate:1"
+        result = replay(ctx.cascade, spec, request, request_id=request_id) or ctx.cascade.run(
+            spec, request, request_id=request_id, job_id=ctx.job_id, team_id=ctx.team_id,
+            node="generate",
         )
         done = result.completion
         ctx.progress({"type": "node_finished", "node": "generate", "cost_usd": result.cost_usd})

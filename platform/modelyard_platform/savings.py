@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime, timedelta
 
-from modelyard_registry.router import Candidate, MachineLimits, expected_cost, load_candidates
+from modelyard_registry.routing.candidates import Candidate, MachineLimits, expected_cost
+from modelyard_registry.routing.snapshot import load_candidates
 from modelyard_registry.scores import Call
 from modelyard_registry.settings import Settings
 from pydantic import BaseModel, computed_field

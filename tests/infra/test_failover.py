@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from modelyard_registry import catalog
-from modelyard_registry.cascade import Cascade
 from modelyard_registry.db import session_scope
 from modelyard_registry.local_models import register_gguf
 from modelyard_registry.remote_models import refresh_health, register_remote
-from modelyard_registry.router import route
+from modelyard_registry.routing.cascade import Cascade
+from modelyard_registry.routing.explain import route
 from modelyard_registry.runtimes import GenerationRequest, RuntimeFactory
 from modelyard_registry.scores import Call, Score
 from modelyard_registry.settings import Settings

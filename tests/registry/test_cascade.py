@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from modelyard_registry import catalog
-from modelyard_registry.cascade import Cascade, adapt_request, render_plain
 from modelyard_registry.db import session_scope
 from modelyard_registry.errors import CascadeExhausted, NoAdequateModel
 from modelyard_registry.pricing import estimate_tokens, local_cost
 from modelyard_registry.remote_models import register_remote
-from modelyard_registry.router import Candidate, count_prompt_tokens, load_candidates
+from modelyard_registry.routing.candidates import Candidate
+from modelyard_registry.routing.cascade import Cascade, adapt_request, render_plain
+from modelyard_registry.routing.snapshot import load_candidates
+from modelyard_registry.routing.tokens import count_prompt_tokens
 from modelyard_registry.runtimes import (
     Completion,
     GenerationRequest,

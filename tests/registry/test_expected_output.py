@@ -4,8 +4,13 @@ request's max tokens, not the max tokens themselves: a terse model gets credit f
 from __future__ import annotations
 
 import pytest
-from modelyard_registry.router import Candidate, MachineLimits, decide, expected_cost
-from modelyard_registry.routing.candidates import expected_output_tokens
+from modelyard_registry.routing.candidates import (
+    Candidate,
+    MachineLimits,
+    expected_cost,
+    expected_output_tokens,
+)
+from modelyard_registry.routing.decide import decide
 from modelyard_registry.taskspec import TaskSpec
 
 LIMITS = MachineLimits(ram_budget_bytes=2**32, n_ctx=4096, machine_cost_per_hour=3.6,

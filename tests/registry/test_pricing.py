@@ -13,7 +13,7 @@ from modelyard_registry.pricing import (
     prefill_rate,
     remote_cost,
 )
-from modelyard_registry.router import load_candidates
+from modelyard_registry.routing.snapshot import load_candidates
 from modelyard_registry.settings import Settings
 from sqlmodel import Session
 

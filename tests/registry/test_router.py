@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 from modelyard_registry.errors import CapabilityMissing, InvalidInput, NoAdequateModel, NotFound
 from modelyard_registry.pricing import expected_local_cost, remote_cost
-from modelyard_registry.router import Candidate, MachineLimits, decide
+from modelyard_registry.routing.candidates import Candidate, MachineLimits
+from modelyard_registry.routing.decide import decide
 from modelyard_registry.taskspec import TaskKind, TaskSpec
 
 MB = 2**20

@@ -15,7 +15,7 @@ from modelyard_platform.savings import compute
 from modelyard_registry import catalog
 from modelyard_registry.catalog import Backend, ModelCreate
 from modelyard_registry.db import session_scope
-from modelyard_registry.router import Candidate, MachineLimits, expected_cost
+from modelyard_registry.routing.candidates import Candidate, MachineLimits, expected_cost
 from modelyard_registry.scores import Call, Score
 from modelyard_registry.settings import Settings
 from sqlmodel import select

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from modelyard_platform.savings import compute
-from modelyard_registry.router import Candidate, MachineLimits
+from modelyard_registry.routing.candidates import Candidate, MachineLimits
 from modelyard_registry.scores import Call
 from modelyard_web.chart import cost_chart, nice_step
 from modelyard_web.render import money

@@ -1,4 +1,4 @@
-"""`yard route explain`: which model a task would go to, and why every other one would not."""
+"""`yard route explain` (where a request would go, and why) and `yard route train`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..router import explain as explain_decision
+from ..routing.artefacts import RoutingVersionPublic
+from ..routing.explain import explain as explain_decision
+from ..routing.public import DecisionPublic
+from ..routing.serving import ActivePredictor
+from ..routing.training import train as train_predictor
 from ..taskspec import TaskSpec
 from .common import catalogue, new_app, out, print_json
 
@@ -18,8 +22,10 @@ app = new_app("Ask the router: the cheapest adequate model for a task, explained
 @app.command()
 def explain(
     text: Annotated[str, typer.Argument(help="The prompt text (its tokens size the call).")],
-    kind: Annotated[str, typer.Option(help="classify, extract, summarize, qa or chat.")],
-    min_quality: Annotated[float, typer.Option(help="Measured score required, 0..1.")] = 0.0,
+    kind: Annotated[str, typer.Option(help="classify, extract, summarize, qa, chat or your own.")],
+    min_quality: Annotated[
+        float, typer.Option(help="Quality required, 0..1: predicted where there is evidence.")
+    ] = 0.0,
     max_tokens: Annotated[int, typer.Option(help="Most output tokens.")] = 256,
     json_schema: Annotated[
         bool, typer.Option("--json-schema", help="The output must follow a JSON schema.")
@@ -39,7 +45,9 @@ def explain(
         bool, typer.Option("--json", help="JSON with keys chosen, reason, candidates.")
     ] = False,
 ) -> None:
-    """Print the decision: every candidate with its quality, expected cost and verdict.
+    """Print each candidate's predicted quality, evidence, score, expected cost and verdict.
+
+    The nearest evaluated examples behind the pick follow the table.
 
     Exits 2 after printing when no model is adequate (the reason names the closest one).
     """
@@ -49,22 +57,28 @@ def explain(
         pinned_model=pin, best_effort=best_effort, allow_unscored=allow_unscored,
     )
     with catalogue() as (session, settings):
-        decision = explain_decision(session, settings, spec, text)
+        predictor = ActivePredictor(settings, check_interval_s=0)
+        decision = explain_decision(session, settings, spec, text, predictor=predictor)
+    public = DecisionPublic.of(decision, predictor.version)
     if as_json:
-        print_json(decision.to_dict())
+        print_json(public.model_dump(mode="json"))
     else:
-        table = Table(title=f"route explain: {spec.kind}, min quality {min_quality:g}",
+        basis = (f"predicted by {public.predictor_version}, bar {public.threshold:.2f}"
+                 if public.basis == "prediction" else "per-kind scores")
+        table = Table(title=f"route explain: {spec.kind}, min quality {min_quality:g} ({basis})",
                       header_style="bold")
-        for column in ("model", "quality", "cost $", "secs", "status"):
+        for column in ("model", "predicted", "evidence", "score", "cost $", "secs", "status"):
             table.add_column(column, no_wrap=True)
         table.add_column("reason", ratio=1, overflow="fold")
         style = {"chosen": "bold green", "adequate": "", "rejected": "dim"}
-        for v in sorted(decision.candidates,
+        for v in sorted(public.candidates,
                         key=lambda v: ({"chosen": 0, "adequate": 1, "rejected": 2}[v.status],
                                        v.expected_cost_usd, v.name)):
             table.add_row(
                 f"{v.name}\n[dim]{'local' if v.backend == 'llama_cpp' else 'remote'}[/dim]",
-                "-" if v.quality is None else f"{v.quality:.2f}",
+                "-" if v.predicted_quality is None else f"{v.predicted_quality:.2f}",
+                "-" if v.evidence is None else f"{v.evidence:.1f}",
+                "-" if v.score is None else f"{v.score:.2f}",
                 f"{v.expected_cost_usd:.3g}",
                 "-" if v.expected_latency_s is None else f"{v.expected_latency_s:.2f}",
                 v.status, escape(v.reason), style=style[v.status],
@@ -73,6 +87,33 @@ def explain(
         if decision.chosen is not None:
             flag = " [yellow](best effort)[/yellow]" if decision.best_effort else ""
             out.print(f"{escape(decision.reason)}{flag}")
+            chosen = next(c for c in public.candidates if c.name == public.chosen)
+            for n in chosen.neighbours:
+                out.print(f"  [dim]near {escape(n.item_id)} (similarity {n.similarity:.2f}, "
+                          f"score {n.score:.2f}): {escape(n.text[:100])}[/dim]")
     if decision.chosen is None:
         typer.echo(f"Error: {decision.reason}", err=True)
         raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    as_json: Annotated[bool, typer.Option("--json", help="The new version as JSON.")] = False,
+) -> None:
+    """Train a routing predictor on every stored outcome; the new version becomes active.
+
+    Evidence: per-item eval results, validator verdicts and feedback on production calls,
+    imported outcome logs.  Exits 2 when there is none yet.
+    """
+    with catalogue() as (session, settings):
+        row = train_predictor(session, settings)
+        public = RoutingVersionPublic.of(row, settings)
+    if as_json:
+        print_json(public.model_dump(mode="json"))
+        return
+    metrics = ", ".join(f"{k} {v:g}" for k, v in public.metrics.items())
+    out.print(f"trained {public.version} ({public.method}, {public.embedder}) on "
+              f"{public.outcomes} outcomes over {public.items} requests, "
+              f"{len(public.models)} models, kinds: {', '.join(public.kinds)}")
+    out.print(f"dev split: {metrics}")
+    out.print(f"saved in {public.path}; active now")

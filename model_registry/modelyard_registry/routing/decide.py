@@ -39,6 +39,7 @@ from ..pricing import PER_MILLION, SECONDS_PER_HOUR
 from ..taskspec import TaskKind, TaskSpec
 from .candidates import Candidate, MachineLimits
 from .outcomes import Prediction
+from .policy import rule_for
 from .verdicts import (
     PINNED_OUT,
     Basis,
@@ -70,8 +71,21 @@ class DecisionRule:
 
 
 def identity_rule(min_quality: float) -> DecisionRule:
-    """The rule before any policy is fitted: predicted p >= min_quality, cheapest first."""
+    """The literal rule: predicted p >= min_quality, cheapest first."""
     return DecisionRule(threshold=min_quality)
+
+
+def policy_rule(min_quality: float) -> DecisionRule:
+    """The rule ``routing.policy`` serves ``min_quality`` with (measured in replay).
+
+    The utility rule (lambda = (1 - q) / q) for most of the range, where every candidate with a
+    prediction competes on predicted quality minus relative cost; the threshold rule (literal
+    p >= q, cheapest first) at 0 and at the very top.
+    """
+    rule, value = rule_for(min_quality)
+    if rule == "threshold":
+        return DecisionRule(name="threshold", threshold=value)
+    return DecisionRule(name="utility", threshold=0.0, lam=value)
 
 
 def decide(
@@ -296,4 +310,4 @@ def _conclude(
     return decision
 
 
-__all__ = ["DecisionRule", "decide", "identity_rule", "order"]
+__all__ = ["DecisionRule", "decide", "identity_rule", "order", "policy_rule"]

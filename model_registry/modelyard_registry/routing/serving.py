@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from ..settings import Settings
 from .artefacts import active_version, artefact_dir
-from .decide import DecisionRule, identity_rule
+from .decide import DecisionRule, policy_rule
 from .outcomes import Prediction
 from .predictor import Predictor, load_predictor
 
@@ -76,7 +76,7 @@ class ActivePredictor:
 
     def rule(self, min_quality: float) -> DecisionRule:
         """The decision rule ``min_quality`` maps to (see ``routing.policy``)."""
-        return identity_rule(min_quality)
+        return policy_rule(min_quality)
 
 
 __all__ = ["ActivePredictor"]

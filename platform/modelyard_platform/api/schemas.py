@@ -5,21 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.scores import Call
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..models import Job, JobStatus, as_utc
 
-
-class JobOptions(BaseModel):
-    """Per-job routing options; every model-calling node honours them."""
-
-    model_config = ConfigDict(extra="forbid")
-    min_quality: float | None = Field(default=None, ge=0, le=1,
-                                      description="Overrides every node's quality bar.")
-    model: str | None = Field(default=None, description="Pin every node to this model.")
-    best_effort: bool = Field(default=True, description="Use the best model that fits when "
-                              "none meets the bar (a fresh install has no scores yet).")
+JobOptions = RoutingOptions  # a job's options are its routing options
 
 
 class JobCreate(BaseModel):

@@ -20,8 +20,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelyard_registry.cascade import Cascade
+from modelyard_agents.contract import RunContext
 from modelyard_registry.errors import BackendError, CascadeExhausted, ModelyardError
+from modelyard_registry.routing.cascade import Cascade
+from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.settings import Settings
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
@@ -46,15 +48,9 @@ class Transient(Exception):
 
 
 @dataclass
-class JobContext:
-    """What a product sees of its job (``modelyard_agents`` runs graphs with it)."""
+class JobContext(RunContext):
+    """What a product sees of its job, plus the steps the worker counts for progress."""
 
-    job_id: str
-    team_id: int
-    options: dict[str, Any]
-    settings: Settings
-    cascade: Cascade
-    progress: Callable[[dict[str, Any]], None]
     steps: tuple[str, ...] = ()
     finished: set[str] = field(default_factory=set)
 
@@ -196,9 +192,8 @@ class JobRunner:
 
     def _context(self, job: Job, product: ProductLike) -> JobContext:
         ctx = JobContext(
-            job_id=job.id, team_id=job.team_id, options=dict(job.options or {}),
-            settings=self.settings, cascade=self.cascade, progress=lambda _e: None,
-            steps=tuple(product.steps),
+            job_id=job.id, team_id=job.team_id, options=RoutingOptions.parse(job.options),
+            settings=self.settings, cascade=self.cascade, steps=tuple(product.steps),
         )
         ctx.progress = lambda event: self._progress(ctx, event)
         return ctx

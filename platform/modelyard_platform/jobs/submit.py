@@ -14,6 +14,7 @@ from typing import Any
 
 from modelyard_registry.catalog import find_model
 from modelyard_registry.errors import NotFound
+from modelyard_registry.routing.options import RoutingOptions
 from sqlmodel import Session
 
 from ..auth import Principal
@@ -31,20 +32,20 @@ def submit_job(
     principal: Principal,
     product: str,
     input_data: dict[str, Any],
-    options: dict[str, Any],
+    options: RoutingOptions,
     idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """Store and enqueue a validated job; returns ``(job, created)`` (False on a replay).
 
     ``enqueue`` sends a job id to the workers (``Services.enqueue``).
     """
-    pinned = options.get("model")
+    pinned = options.model
     if pinned and find_model(session, pinned) is None:
         raise NotFound(f"no model {pinned!r} in the catalogue", field="options.model")
     check_budget(session, principal.team_id)
     job, created = store.create_job(
         session, team_id=principal.team_id, product=product, input_data=input_data,
-        options=options, idempotency_key=idempotency_key,
+        options=options.stored(), idempotency_key=idempotency_key,
     )
     if created:
         try:

@@ -15,9 +15,9 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_ready, worker_shutdown
-from modelyard_registry.cascade import Cascade
 from modelyard_registry.db import session_scope
 from modelyard_registry.remote_models import refresh_health
+from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.settings import Settings
 

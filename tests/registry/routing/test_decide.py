@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from modelyard_registry.routing.candidates import Candidate, MachineLimits
-from modelyard_registry.routing.decide import DecisionRule, decide
+from modelyard_registry.routing.decide import DecisionRule, decide, policy_rule
 from modelyard_registry.routing.outcomes import Neighbour, Prediction
 from modelyard_registry.taskspec import TaskSpec
 
@@ -102,3 +102,11 @@ def test_pinned_skips_the_predicted_bar_and_best_effort_takes_the_best_predictio
     assert nothing.chosen is None and "predicted quality 0.40 < 0.90" in nothing.reason
     with pytest.raises(Exception, match="predicted quality"):
         nothing.require()
+
+
+def test_policy_rule_maps_min_quality_as_the_replay_measured() -> None:
+    assert policy_rule(0.0) == DecisionRule(name="threshold", threshold=0.0)
+    assert policy_rule(0.99) == DecisionRule(name="threshold", threshold=0.99)
+    mid = policy_rule(0.8)
+    assert mid.name == "utility" and mid.threshold == 0.0
+    assert mid.lam == pytest.approx(0.25)

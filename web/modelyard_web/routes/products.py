@@ -10,11 +10,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from modelyard_platform.api.deps import ServicesDep, SessionDep
 from modelyard_platform.api.routes.products import describe
-from modelyard_platform.api.schemas import JobOptions, ProductPublic
+from modelyard_platform.api.schemas import ProductPublic
 from modelyard_platform.jobs.submit import submit_job
 from modelyard_platform.products import ProductLike
 from modelyard_registry import catalog
 from modelyard_registry.errors import ModelyardError
+from modelyard_registry.routing.options import RoutingOptions
 
 from .. import forms
 from ..deps import FormDep, UserDep
@@ -112,13 +113,13 @@ def submit_form(request: Request, name: str, form: FormDep, services: ServicesDe
     errors = {f.name: f.error for f in fields if f.error}
     for field_name, msg in forms.validate(product.input_model, data, prefix="input").items():
         errors.setdefault(field_name, msg)
-    option_errors = forms.validate(JobOptions, options, prefix="options")
+    option_errors = forms.validate(RoutingOptions, options, prefix="options")
     errors.update({f"options.{k}": v for k, v in option_errors.items()})
     if errors:
         return _form_page(request, session, public, forms.with_errors(fields, errors),
                           posted_options, errors, "Please correct the fields marked below.",
                           status=422)
-    clean_options = JobOptions.model_validate(options).model_dump(exclude_none=True)
+    clean_options = RoutingOptions.model_validate(options)
     try:
         job, _ = submit_job(session, services.enqueue, principal=user, product=name,
                             input_data=data, options=clean_options)

@@ -18,9 +18,9 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from modelyard_registry.errors import InvalidInput, ModelyardError, NotFound
+from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.schema_limits import check_schema
-from modelyard_registry.taskspec import TaskSpec
 from modelyard_registry.validators import json_schema_validator
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
@@ -77,14 +77,20 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _quality(value: str | None) -> float:
-    if value is None:
-        return 0.0
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidInput("x-modelyard-min-quality must be a number in 0..1",
-                           field="x-modelyard-min-quality") from None
+def _options(pinned: str | None, min_quality: str | None, best_effort: str | None
+             ) -> RoutingOptions:
+    """The routing headers as the same typed options a job carries."""
+    quality = None
+    if min_quality is not None:
+        try:
+            quality = float(min_quality)
+        except ValueError:
+            quality = -1.0
+        if not 0.0 <= quality <= 1.0:
+            raise InvalidInput("x-modelyard-min-quality must be a number in 0..1",
+                               field="x-modelyard-min-quality")
+    return RoutingOptions(min_quality=quality, model=pinned,
+                          best_effort=_flag(best_effort, True))
 
 
 def _admit(session: Session, team_id: int) -> None:
@@ -113,11 +119,9 @@ async def chat_completions(
                        "GET /v1/models", field="model")
     schema = body.output_schema()
     max_tokens = body.max_completion_tokens or body.max_tokens or 256
-    spec = TaskSpec.build(
-        kind=kind or "chat", min_quality=_quality(min_quality), max_output_tokens=max_tokens,
-        needs_json_schema=schema is not None, pinned_model=pinned,
-        best_effort=_flag(best_effort, True),
-    )
+    options = _options(pinned, min_quality, best_effort)
+    spec = options.spec(kind or "chat", max_output_tokens=max_tokens,
+                        needs_json_schema=schema is not None)
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     request = GenerationRequest(
         messages=[m.model_dump() for m in body.messages], max_tokens=max_tokens,

@@ -1,0 +1,372 @@
+"""Try the cheapest adequate model; let a validator accept its output or escalate to the next.
+
+The order is the router's: adequate candidates by expected cost.  Each attempt, accepted or not,
+is written as one ``Call`` row in its own committed transaction as soon as it ends, so the cost
+of a request is the exact sum of its rows even if the process dies halfway through a cascade.
+
+Chat messages sent to a completion-only model (e.g. the bundled Gemma-3-270M base model) are
+rendered into a plain prompt (``render_plain``): the system text, then ``User:``/``Assistant:``
+turns, ending with ``Assistant:`` and stopping at the next ``User:``.  Base models continue such
+transcripts well enough to be worth trying, and the validator still guards the output.
+
+A backend error on one candidate is recorded (outcome ``error``) and the cascade moves on.  When
+no candidate is left, ``CascadeExhausted`` is raised; the attempts are already recorded.  (A lone
+candidate whose runner crashed raises its ``BackendCrashed`` instead: that is the whole story.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlmodel import Session
+
+from ..catalog import Backend, Capability, ModelEntry, list_models, record_health
+from ..catalog_cache import CatalogueCache
+from ..errors import BackendCrashed, BackendUnreachable, CascadeExhausted
+from ..evidence.calls import evidence_text, record_call_input
+from ..group_commit import GroupCommitter
+from ..pricing import local_cost, remote_cost
+from ..runtimes import Completion, GenerationRequest, RuntimeFactory, StreamEvent
+from ..scores import Call
+from ..settings import Settings
+from ..taskspec import TaskSpec
+from ..validators import Validator
+from .candidates import Candidate, MachineLimits
+from .explain import decide_request
+from .serving import ActivePredictor
+from .verdicts import CandidateVerdict, Decision
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["accepted", "escalated", "error"]
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One model call of a cascade, as recorded in its ``Call`` row."""
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    cost_usd: float
+    outcome: Outcome
+    reason: str
+    ttft_s: float | None = None
+    error: Exception | None = dataclasses.field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    completion: Completion
+    model: str
+    decision: Decision
+    attempts: list[Attempt]
+    cost_usd: float
+    escalated: bool
+    request_id: str
+
+
+def render_plain(messages: Iterable[dict[str, str]]) -> str:
+    """Chat messages as a plain transcript a completion-only model can continue."""
+    parts: list[str] = []
+    for message in messages:
+        role, content = message.get("role", "user"), message.get("content", "")
+        if role == "system":
+            parts.append(f"{content}\n")
+        elif role == "assistant":
+            parts.append(f"Assistant: {content}\n")
+        else:
+            parts.append(f"User: {content}\n")
+    parts.append("Assistant:")
+    return "\n".join(parts)
+
+
+def adapt_request(request: GenerationRequest, candidate: Candidate) -> GenerationRequest:
+    """The request this model can take.
+
+    Chat messages become a plain prompt for a local model that cannot chat; remote servers always
+    take messages.
+    """
+    if (
+        request.messages is not None
+        and candidate.is_local
+        and Capability.chat not in candidate.capabilities
+    ):
+        stop = [*(request.stop or []), "\nUser:"]
+        return dataclasses.replace(
+            request, messages=None, prompt=render_plain(request.messages), stop=stop
+        )
+    return request
+
+
+def request_text(request: GenerationRequest) -> str:
+    """The text routing counts tokens on (roles included, standing in for template tokens)."""
+    if request.messages is not None:
+        return render_plain(request.messages)
+    return request.prompt or ""
+
+
+def call_cost(candidate: Candidate, completion_or_latency: Completion | float,
+              machine_cost_per_hour: float) -> float:
+    """Actual USD of one attempt: by the token for remote models, by wall time for local ones."""
+    if isinstance(completion_or_latency, Completion):
+        done = completion_or_latency
+        if candidate.is_local:
+            return local_cost(done.latency_s, machine_cost_per_hour)
+        return remote_cost(done.prompt_tokens, done.completion_tokens,
+                           candidate.price_in, candidate.price_out)
+    return local_cost(completion_or_latency, machine_cost_per_hour) if candidate.is_local else 0.0
+
+
+class Cascade:
+    """Runs a request on the cheapest adequate model, escalating on rejection or error."""
+
+    def __init__(
+        self, session_factory: SessionFactory, settings: Settings, runtimes: RuntimeFactory,
+        predictor: ActivePredictor | None = None,
+        *,
+        catalogue: CatalogueCache | None = None,
+        committer: GroupCommitter | None = None,
+    ) -> None:
+        """Build a cascade; ``catalogue`` and ``committer`` are the API's hot-path parts.
+
+        A cached catalogue snapshot instead of two queries per request, and group-committed
+        (still durable) usage rows.  Without them (workers, CLI) every plan reads the database
+        and every row commits on its own.
+        """
+        self.session_factory = session_factory
+        self.settings = settings
+        self.runtimes = runtimes
+        self.limits = MachineLimits.from_settings(settings)
+        self.predictor = predictor if predictor is not None else ActivePredictor(settings)
+        self.catalogue = catalogue
+        self.committer = committer
+
+    def plan(self, spec: TaskSpec, request: GenerationRequest) -> tuple[
+        Decision, dict[str, Candidate], dict[str, ModelEntry]
+    ]:
+        """Route the request (raises on bad input or when nothing is adequate; writes nothing).
+
+        Candidates are judged, and the cascade ordered, by the active predictor's predictions
+        for this request when it has evidence for the kind, else by the per-kind scores.
+        """
+        spec = effective_spec(spec, request)
+        snapshot = self.catalogue.get() if self.catalogue is not None else None
+        with self.session_factory() as session:  # connects only if something must be read
+            decision, candidates = decide_request(
+                session, self.settings, spec, request_text(request), runtimes=self.runtimes,
+                predictor=self.predictor, query_text=evidence_text(request.messages,
+                                                                   request.prompt),
+                limits=self.limits,
+                candidates=snapshot.candidates if snapshot is not None else None,
+            )
+            entries = (snapshot.entries if snapshot is not None
+                       else {e.name: e for e in list_models(session)})
+        decision.require()
+        return decision, {c.name: c for c in candidates}, entries
+
+    def run(
+        self,
+        spec: TaskSpec,
+        request: GenerationRequest,
+        validator: Validator | None = None,
+        *,
+        request_id: str,
+        job_id: str | None = None,
+        team_id: int | None = None,
+        node: str | None = None,
+    ) -> CascadeResult:
+        decision, candidates, entries = self.plan(spec, request)
+        text = evidence_text(request.messages, request.prompt)
+        attempts: list[Attempt] = []
+        ranked = decision.ranked()
+        for index, verdict in enumerate(ranked, start=1):
+            last = index == len(ranked)
+            attempt, completion = self._attempt(
+                verdict, candidates[verdict.name], entries[verdict.name], request, validator, last
+            )
+            attempts.append(attempt)
+            accepted = completion if attempt.outcome == "accepted" else None
+            self._record(attempt, index, spec, request_id, job_id, team_id, node, accepted,
+                         text=text)
+            if attempt.outcome == "accepted" and completion is not None:
+                return CascadeResult(
+                    completion=completion,
+                    model=verdict.name,
+                    decision=decision,
+                    attempts=attempts,
+                    cost_usd=sum(a.cost_usd for a in attempts),
+                    escalated=len(attempts) > 1,
+                    request_id=request_id,
+                )
+        if len(attempts) == 1 and isinstance(attempts[0].error, BackendCrashed):
+            raise attempts[0].error  # the only candidate's runner died: say that (502), not more
+        summary = "; ".join(f"{a.model}: {a.outcome} ({a.reason})" for a in attempts)
+        raise CascadeExhausted(
+            f"no candidate produced an accepted answer: {summary}", attempts=attempts
+        )
+
+    def stream(
+        self,
+        spec: TaskSpec,
+        request: GenerationRequest,
+        *,
+        request_id: str,
+        job_id: str | None = None,
+        team_id: int | None = None,
+        node: str | None = None,
+    ) -> tuple[str, Iterator[StreamEvent]]:
+        """Stream from the cheapest adequate model, with no escalation.
+
+        Text already sent cannot be taken back, so there is no validator.  Routing errors raise
+        here, before any output; the call is recorded when the stream ends, even if the client
+        goes away early.
+        """
+        decision, candidates, entries = self.plan(spec, request)
+        verdict = decision.ranked()[0]
+        candidate = candidates[verdict.name]
+        runtime = self.runtimes.for_entry(entries[verdict.name])
+        rate = self.limits.machine_cost_per_hour
+
+        def events() -> Iterator[StreamEvent]:
+            start = time.perf_counter()
+            attempt: Attempt | None = None
+            try:
+                for event in runtime.stream(adapt_request(request, candidate)):
+                    if event.completion is not None:
+                        done = event.completion
+                        attempt = Attempt(
+                            verdict.name, done.prompt_tokens, done.completion_tokens,
+                            done.latency_s, call_cost(candidate, done, rate), "accepted",
+                            verdict.reason, done.ttft_s,
+                        )
+                    yield event
+            finally:
+                if attempt is None:
+                    latency = time.perf_counter() - start
+                    attempt = Attempt(verdict.name, 0, 0, latency,
+                                      call_cost(candidate, latency, rate), "error",
+                                      "stream ended early")
+                self._record(attempt, 1, spec, request_id, job_id, team_id, node,
+                             text=evidence_text(request.messages, request.prompt))
+
+        return verdict.name, events()
+
+    def _attempt(
+        self,
+        verdict: CandidateVerdict,
+        candidate: Candidate,
+        entry: ModelEntry,
+        request: GenerationRequest,
+        validator: Validator | None,
+        last: bool,
+    ) -> tuple[Attempt, Completion | None]:
+        rate = self.limits.machine_cost_per_hour
+        moving_on = "no candidate left" if last else "escalating"
+        start = time.perf_counter()
+        try:
+            runtime = self.runtimes.for_entry(entry)
+            completion = runtime.generate(adapt_request(request, candidate))
+        except Exception as exc:  # any backend failure moves the cascade on, recorded
+            latency = time.perf_counter() - start
+            log.warning("cascade: %s failed: %s", verdict.name, exc)
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            if isinstance(exc, BackendUnreachable) and entry.backend == Backend.openai_compatible:
+                self._mark_unhealthy(verdict.name, message)
+            return Attempt(verdict.name, 0, 0, latency, call_cost(candidate, latency, rate),
+                           "error", f"{type(exc).__name__}: {message}; {moving_on}",
+                           error=exc), None
+        cost = call_cost(candidate, completion, rate)
+        if validator is None:
+            ok, why = True, "no validator"
+        else:
+            try:
+                ok, why = validator(completion)
+            except Exception as exc:  # a crashing product check rejects, it does not crash us
+                ok, why = False, f"validator raised {type(exc).__name__}: {exc}"
+        outcome: Outcome = "accepted" if ok else "escalated"
+        reason = f"{verdict.reason}; {why}" if ok else f"rejected: {why}; {moving_on}"
+        attempt = Attempt(verdict.name, completion.prompt_tokens, completion.completion_tokens,
+                          completion.latency_s, cost, outcome, reason, completion.ttft_s)
+        return attempt, completion
+
+    def _mark_unhealthy(self, name: str, error: str) -> None:
+        """A server that refused every connection retry is down: stop routing to it now.
+
+        Without this, every request pays for a failed attempt until the next probe; the
+        workers' prober (or `yard models check`) marks it healthy again once it answers.
+        """
+        try:
+            with self.session_factory() as session:
+                record_health(session, name, False, error)  # the ORM event refreshes caches
+        except Exception as exc:  # health is advice; never fail the request over it
+            log.warning("cascade: could not mark %s unhealthy: %s", name, exc)
+
+    def _record(
+        self, attempt: Attempt, index: int, spec: TaskSpec, request_id: str,
+        job_id: str | None, team_id: int | None, node: str | None,
+        accepted: Completion | None = None,
+        *, text: str = "",
+    ) -> None:
+        """One committed row per attempt; an accepted one keeps its answer (``replay`` reads it).
+
+        Returns only once the row is committed, so an answered request always has its row.
+        """
+        def write(session: Session) -> None:
+            session.add(Call(
+                request_id=request_id, job_id=job_id, team_id=team_id, node=node,
+                kind=str(spec.kind), attempt=index, model_name=attempt.model,
+                prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
+                latency_s=attempt.latency_s, ttft_s=attempt.ttft_s, cost_usd=attempt.cost_usd,
+                outcome=attempt.outcome, reason=attempt.reason[:1000],
+                completion=None if accepted is None else stored_completion(accepted),
+            ))
+            if index == 1:  # the request's text, once, so its verdicts become evidence
+                record_call_input(session, request_id=request_id, kind=str(spec.kind),
+                                  text=text, team_id=team_id, job_id=job_id, node=node)
+
+        if self.committer is not None:
+            self.committer.write(write)
+            return
+        with self.session_factory() as session:
+            write(session)
+            session.commit()
+
+
+def stored_completion(done: Completion) -> dict[str, object]:
+    """What ``replay`` needs to rebuild an accepted answer (timings live in the row itself)."""
+    return {"text": done.text, "finish_reason": done.finish_reason, "model": done.model,
+            "token_logprobs": done.token_logprobs}
+
+
+def effective_spec(spec: TaskSpec, request: GenerationRequest) -> TaskSpec:
+    """The spec the request really needs: its schema and its output budget count for routing."""
+    updates: dict[str, object] = {}
+    if request.json_schema is not None and not spec.needs_json_schema:
+        updates["needs_json_schema"] = True
+    if request.max_tokens > spec.max_output_tokens:
+        updates["max_output_tokens"] = request.max_tokens
+    return spec.model_copy(update=updates) if updates else spec
+
+
+__all__ = [
+    "Attempt",
+    "Cascade",
+    "CascadeResult",
+    "Outcome",
+    "SessionFactory",
+    "adapt_request",
+    "call_cost",
+    "effective_spec",
+    "render_plain",
+    "request_text",
+    "stored_completion",
+]
