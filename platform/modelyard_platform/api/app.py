@@ -11,19 +11,7 @@ from modelyard_registry.settings import Settings, get_settings
 from . import errors
 from .limits import BodyLimit
 from .observe import Observe
-from .routes import (
-    chat,
-    embeddings,
-    evals,
-    events,
-    feedback,
-    health,
-    jobs,
-    models,
-    products,
-    route,
-    usage,
-)
+from .routes import chat, evals, events, feedback, health, jobs, models, products, usage
 from .services import Services
 
 
@@ -44,9 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (
-        health, products, jobs, events, models, chat, usage, feedback, evals, embeddings, route,
-    ):
+    for module in (health, products, jobs, events, models, chat, usage, feedback, evals):
         app.include_router(module.router)
     _mount_web(app)
 
