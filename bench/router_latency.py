@@ -6,6 +6,11 @@ varied prices, context windows, health, RAM and scores, so every rejection path 
 Prints p50 and p99 per size (and the max: a CPython cyclic-GC pass over the whole heap now and
 then lands inside a decision and shows there, not in p99).  Target: p99 < 1 ms at 1,000 entries.
 
+Then the per-request predictor on the serving path: embedding a 500-token request (both
+embedders) and ``Predictor.predict`` (embedding + kNN over the kind's evidence, 20 models) with
+1,000 and 10,000 evaluated items in the kind (and 10,000 projected to 256 dimensions, the
+``dims`` setting for large indexes), pinned to 2 cores.  Target: p99 <= 10 ms.
+
     .venv/bin/python bench/router_latency.py [--runs 2000]
 """
 
@@ -83,5 +88,65 @@ def main() -> None:
               f"mean {statistics.fmean(samples) * 1e3:7.3f} ms   max {max(samples) * 1e3:7.3f} ms")
 
 
+def predictor_latency(runs: int) -> None:
+    """Embedding + prediction for a 500-token request over synthetic evidence, 2 cores."""
+    import os
+
+    from modelyard_registry.routing.embed import HashedNgramEmbedder, StaticEmbedder
+    from modelyard_registry.routing.outcomes import Outcome
+    from modelyard_registry.routing.predictor import fit_predictor
+
+    if hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))[:2]
+        os.sched_setaffinity(0, cores)
+    rng = random.Random(3)
+    words = ("the a of to and is in that it for on with as was at by an be this from or have "
+             "which one all their there were been has more when will would who so no if out "
+             "ticket invoice refund customer order delivery summary contract clause payment "
+             "account error server request report meeting schedule product warranty address "
+             "question answer explain classify extract summarise translate review update "
+             "shipping damaged missing charged twice cancel upgrade password login billing")
+    vocab = words.split()
+    static = StaticEmbedder()
+
+    def text(words: int) -> str:
+        return " ".join(rng.choice(vocab) for _ in range(words))
+
+    long_text = text(600)
+    encoding = static._tokenizer.encode(long_text, add_special_tokens=False)
+    request = long_text[: encoding.offsets[499][1]]
+    tokens = len(static._tokenizer.encode(request, add_special_tokens=False).ids)
+    print(f"\npredictor on the serving path: one request of {tokens} tokens "
+          f"({len(request)} chars), {runs} runs, {len(os.sched_getaffinity(0))} cores")
+    for embedder in (HashedNgramEmbedder(), static):
+        for _ in range(20):
+            embedder.embed([request])
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            embedder.embed([request])
+            samples.append(time.perf_counter() - start)
+        print(f"  embed, {embedder.name:<28} p50 {percentile(samples, 0.5) * 1e3:6.3f} ms   "
+              f"p99 {percentile(samples, 0.99) * 1e3:6.3f} ms")
+    models = [f"model-{j:02d}" for j in range(20)]
+    for items, dims in ((1000, 0), (10000, 0), (10000, 256)):
+        evidence = [Outcome(model=m, kind="qa", item_id=f"i{i}", text=texts,
+                            score=float(rng.random() < 0.7))
+                    for i, texts in enumerate(text(40) for _ in range(items)) for m in models]
+        predictor = fit_predictor(evidence, HashedNgramEmbedder(), dims=dims)
+        for _ in range(20):
+            predictor.predict("qa", request, models)
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            predictor.predict("qa", request, models)
+            samples.append(time.perf_counter() - start)
+        space = f"{dims} dims" if dims else "full"
+        print(f"  embed + predict, {items:>6} items x {len(models)} models (knn, hashed, {space}) "
+              f"p50 {percentile(samples, 0.5) * 1e3:6.3f} ms   "
+              f"p99 {percentile(samples, 0.99) * 1e3:6.3f} ms   target p99 <= 10 ms")
+
+
 if __name__ == "__main__":
     main()
+    predictor_latency(500)

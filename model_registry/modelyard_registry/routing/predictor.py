@@ -46,6 +46,7 @@ from .outcomes import Neighbour, Outcome, Prediction
 FORMAT_VERSION = 1
 Method = Literal["knn", "logistic"]
 F = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Hyper:
     prior_strength: float = 16.0
     l2: float = 3.0
     components: int = 64
+    dims: int = 0
     centre: bool = True
     calibrate: bool = False
     folds: int = 5
@@ -76,13 +78,19 @@ class _Kind:
     """The evidence of one kind: items x models, centred unit embeddings, per-model priors."""
 
     centre: F  # (d,)
-    z: F  # (n, d) centred, normalised item embeddings
+    z: F32  # (n, d) centred, normalised item embeddings (float32: the serving-path matvec)
     item_ids: list[str]
     texts: list[str]
     y: F  # (n, m) weighted mean score per item and model (0 where none)
     w: F  # (n, m) total outcome weight per item and model (0 where none)
     prior: F  # (m,) per-kind mean score; nan where the model has no outcome of this kind
     coef: F | None = None  # (m, d + 1) logistic weights and intercept
+    basis: F | None = None  # (embedding dim, dims): projection onto the top principal directions
+
+    def project(self, e: F, centre: bool) -> F:
+        """Embedding rows -> this kind's space: centred, projected, unit length."""
+        z = _unit(e - self.centre) if centre else e
+        return _unit(z @ self.basis) if self.basis is not None else z
 
 
 def _unit(rows: F) -> F:
@@ -166,7 +174,9 @@ class Predictor:
     def _raw(self, kind: _Kind, z: F) -> tuple[F, F, npt.NDArray[np.int64], F]:
         """Raw p and evidence for every model (m,), plus the top items and their similarities."""
         h = self.hyper
-        sims = kind.z @ z
+        # einsum, not BLAS: one request is one small matvec, and waking BLAS threads between
+        # requests costs ~10 ms on a busy 2-core machine (measured in bench/router_latency.py)
+        sims = np.einsum("ij,j->i", kind.z, z.astype(np.float32)).astype(np.float64)
         k = min(h.k, sims.shape[0])
         top = np.argpartition(-sims, k - 1)[:k] if k < sims.shape[0] else np.arange(k)
         top = top[np.argsort(-sims[top])]
@@ -183,8 +193,7 @@ class Predictor:
         return p, evidence, top, sims[top]
 
     def _embed(self, kind: _Kind, texts: Sequence[str]) -> F:
-        e = self.embedder.embed(texts).astype(np.float64)
-        return _unit(e - kind.centre) if self.hyper.centre else e
+        return kind.project(self.embedder.embed(texts).astype(np.float64), self.hyper.centre)
 
     def predict_many(self, kind: str, texts: Sequence[str]) -> F:
         """Calibrated p for every text x every model of ``self.models`` (nan: no evidence)."""
@@ -214,11 +223,13 @@ class Predictor:
                 if prior is not None:
                     result[name] = Prediction(model=name, p=prior, evidence=0.0, prior=prior)
                 continue
-            shown = [
-                Neighbour(item_id=ev.item_ids[i], text=ev.texts[i], similarity=float(s),
-                          score=float(ev.y[i, j]))
-                for i, s in zip(top, top_sims, strict=True) if ev.w[i, j] > 0
-            ][: self.hyper.neighbours_shown]
+            shown: list[Neighbour] = []
+            for i, s in zip(top.tolist(), top_sims.tolist(), strict=True):
+                if len(shown) == self.hyper.neighbours_shown:
+                    break
+                if ev.w[i, j] > 0:
+                    shown.append(Neighbour(item_id=ev.item_ids[i], text=ev.texts[i],
+                                           similarity=s, score=float(ev.y[i, j])))
             result[name] = Prediction(model=name, p=float(pc[j]), evidence=float(evidence[j]),
                                       prior=float(ev.prior[j]), neighbours=tuple(shown))
         return result
@@ -233,8 +244,9 @@ class Predictor:
                 kinds_meta.append({"kind": name, "items": len(ev.item_ids)})
                 for key in ("centre", "z", "y", "w", "prior"):
                     arrays[f"{n}_{key}"] = getattr(ev, key)
-                if ev.coef is not None:
-                    arrays[f"{n}_coef"] = ev.coef
+                for key in ("coef", "basis"):
+                    if getattr(ev, key) is not None:
+                        arrays[f"{n}_{key}"] = getattr(ev, key)
                 for item_id, text in zip(ev.item_ids, ev.texts, strict=True):
                     items.write(json.dumps({"kind": name, "item_id": item_id, "text": text}) + "\n")
         if self._calibration is not None:
@@ -273,7 +285,7 @@ def load_predictor(directory: Path) -> Predictor:
         name = meta["kind"]
         kinds[name] = _Kind(
             centre=data[f"{n}_centre"], z=data[f"{n}_z"], y=data[f"{n}_y"], w=data[f"{n}_w"],
-            prior=data[f"{n}_prior"], coef=data.get(f"{n}_coef"),
+            prior=data[f"{n}_prior"], coef=data.get(f"{n}_coef"), basis=data.get(f"{n}_basis"),
             item_ids=[i for i, _ in texts[name]], texts=[t for _, t in texts[name]])
     calibration = ((data["calibration_x"], data["calibration_y"])
                    if "calibration_x" in data else None)
@@ -302,7 +314,11 @@ def _build(outcomes: Sequence[Outcome], embeddings: Mapping[tuple[str, str], F],
         e = np.stack([embeddings[(kind, i)] for i in ids]).astype(np.float64)
         centre = e.mean(axis=0) if hyper.centre else np.zeros(e.shape[1])
         z = _unit(e - centre) if hyper.centre else e
-        kinds[kind] = _Kind(centre=centre, z=z, item_ids=ids,
+        basis = None
+        if 0 < hyper.dims < z.shape[1]:
+            basis = _principal(z, hyper.dims)
+            z = _unit(z @ basis)
+        kinds[kind] = _Kind(centre=centre, z=z.astype(np.float32), basis=basis, item_ids=ids,
                             texts=[texts[(kind, i)] for i in ids],
                             y=np.zeros((len(ids), len(models))),
                             w=np.zeros((len(ids), len(models))),
@@ -320,9 +336,10 @@ def _build(outcomes: Sequence[Outcome], embeddings: Mapping[tuple[str, str], F],
         if hyper.method == "logistic":
             # Fit in the kind's top principal directions (few items, many dimensions), then map
             # the weights back so prediction is one dot product in the embedding space.
-            basis = _principal(ev.z, hyper.components)
-            x = ev.z @ basis
-            coef = np.zeros((len(models), ev.z.shape[1] + 1))
+            z64 = ev.z.astype(np.float64)
+            basis = _principal(z64, hyper.components)
+            x = z64 @ basis
+            coef = np.zeros((len(models), z64.shape[1] + 1))
             for col in np.flatnonzero(has).tolist():
                 rows = ev.w[:, col] > 0
                 beta = _fit_logistic(x[rows], ev.y[rows, col], ev.w[rows, col], hyper.l2)
@@ -387,8 +404,7 @@ def _out_of_fold(outcomes: Sequence[Outcome], embeddings: Mapping[tuple[str, str
                 continue
             key = (o.kind, o.item_id)
             if key not in cache:
-                e = embeddings[key]
-                cache[key] = part._raw(ev, _unit(e - ev.centre) if h.centre else e)[0]
+                cache[key] = part._raw(ev, ev.project(embeddings[key][None, :], h.centre)[0])[0]
             raw.append(float(cache[key][index[o.model]]))
             truth.append(o.score)
             weight.append(o.weight)
