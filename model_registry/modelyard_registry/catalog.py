@@ -35,6 +35,7 @@ class Capability(StrEnum):
     json_schema = "json_schema"
     tools = "tools"
     completion = "completion"
+    embeddings = "embeddings"  # serves POST /embeddings (never routed text generation)
 
 
 class Health(StrEnum):

@@ -53,6 +53,9 @@ from .verdicts import (
 
 _DISABLED: Failure = ("disabled", ())
 _UNHEALTHY: Failure = ("unhealthy", ())
+_EMBEDDINGS_ONLY: Failure = ("serves embeddings only", ())
+_EMBEDDINGS = Capability.embeddings.value
+_TEXT = frozenset({Capability.chat.value, Capability.completion.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,8 @@ def decide(
         for cap in required:
             if cap not in c.capabilities:
                 failures.append(("lacks {}", (cap,)))
+        if _EMBEDDINGS in c.capabilities and not c.capabilities & _TEXT:
+            failures.append(_EMBEDDINGS_ONLY)
         window = c.context_length
         if local and (not window or window > n_ctx):
             window = n_ctx

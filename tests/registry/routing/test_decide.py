@@ -110,3 +110,15 @@ def test_policy_rule_maps_min_quality_as_the_replay_measured() -> None:
     mid = policy_rule(0.8)
     assert mid.name == "utility" and mid.threshold == 0.0
     assert mid.lam == pytest.approx(0.25)
+
+
+def test_an_embeddings_only_model_is_never_routed_text() -> None:
+    embedder = Candidate(
+        name="embedder", backend="openai_compatible", capabilities=frozenset({"embeddings"}),
+        context_length=8192, price_in=0.0, price_out=0.0, tokens_per_s=None, health="healthy",
+        enabled=True, ram_bytes=None, scores={"qa": 1.0},
+    )
+    d = decide(spec(0.5, best_effort=True), 100, [embedder, *CATALOGUE], LIMITS)
+    by = {v.name: v for v in d.candidates}
+    assert by["embedder"].status == "rejected" and "embeddings only" in by["embedder"].reason
+    assert d.chosen is not None and d.chosen.name == "mid"
