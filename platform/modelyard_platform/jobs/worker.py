@@ -3,7 +3,8 @@
 Each worker child builds its own engine, runtimes (loaded models) and event bus after the fork;
 the main process runs the reconciler, which re-enqueues jobs no worker is working on (queued
 after a broker loss, or running under a lease that a dead worker stopped renewing), and probes
-remote models every ``health_check_interval_s`` so routing follows their health.
+remote models every ``health_check_interval_s`` so routing follows their health; beside it the
+``Retrainer`` trains a new routing predictor when enough new evidence arrived (``retrain``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..products import all_products
 from . import store
 from .celery_app import RUN_JOB, enqueue, make_celery
 from .events import EventBus
+from .retrain import Retrainer
 from .runner import JobRunner, Transient
 
 log = logging.getLogger(__name__)
@@ -104,13 +106,16 @@ def make_worker_app(settings: Settings) -> Celery:
         return outcome
 
     reconciler = Reconciler(app, settings)
+    retrainer = Retrainer(settings)
 
     @worker_ready.connect(weak=False)
     def _start_reconciler(**_: Any) -> None:
         reconciler.start()
+        retrainer.start()
 
     @worker_shutdown.connect(weak=False)
     def _stop_reconciler(**_: Any) -> None:
         reconciler.stop()
+        retrainer.stop()
 
     return app

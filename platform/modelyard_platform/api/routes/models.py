@@ -8,12 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from modelyard_registry import catalog
-from modelyard_registry.catalog import ModelUpdate, to_public
+from modelyard_registry.catalog import ModelUpdate
 from modelyard_registry.errors import InvalidInput
 from modelyard_registry.local_models import register_gguf
 from modelyard_registry.remote_models import register_remote
-from modelyard_registry.scores_view import scores_by_model
+from modelyard_registry.scores_view import public_models
+from modelyard_registry.settings import Settings
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlmodel import Session
 
 from ..deps import AdminDep, PrincipalDep, ServicesDep, SessionDep
 
@@ -49,21 +51,30 @@ class ModelAdd(BaseModel):
         return self
 
 
-def _item(entry: catalog.ModelEntry, scores: dict[str, Any]) -> dict[str, Any]:
-    public = to_public(entry, scores.get(entry.name)).model_dump(mode="json")
-    return {"id": entry.name, "object": "model", "owned_by": "modelyard", **public}
+def _items(session: Session, settings: Settings,
+           entries: list[catalog.ModelEntry] | None = None) -> list[dict[str, Any]]:
+    return [{"id": p.name, "object": "model", "owned_by": "modelyard", **p.model_dump(mode="json")}
+            for p in public_models(session, settings, entries)]
+
+
+def _item(session: Session, settings: Settings, entry: catalog.ModelEntry) -> dict[str, Any]:
+    return _items(session, settings, [entry])[0]
 
 
 @router.get("")
-def list_models(session: SessionDep, _: PrincipalDep) -> dict[str, Any]:
-    """OpenAI-style list (``client.models.list()`` works) with the full catalogue entry."""
-    scores = scores_by_model(session)
-    return {"object": "list", "data": [_item(e, scores) for e in catalog.list_models(session)]}
+def list_models(session: SessionDep, services: ServicesDep, _: PrincipalDep) -> dict[str, Any]:
+    """OpenAI-style list (``client.models.list()`` works) with the full catalogue entry.
+
+    Each carries measured speed, the derived local price and ``evaluation`` (was quality
+    measured: unmeasured, quick or full).
+    """
+    return {"object": "list", "data": _items(session, services.settings)}
 
 
 @router.get("/{name}")
-def get_model(name: str, session: SessionDep, _: PrincipalDep) -> dict[str, Any]:
-    return _item(catalog.get_model(session, name), scores_by_model(session))
+def get_model(name: str, session: SessionDep, services: ServicesDep, _: PrincipalDep
+              ) -> dict[str, Any]:
+    return _item(session, services.settings, catalog.get_model(session, name))
 
 
 @router.post("", status_code=201)
@@ -88,16 +99,16 @@ async def add_model(
                 response_format=body.response_format, check=body.check,
             )
         )
-    return _item(entry, scores_by_model(session))
+    return _item(session, services.settings, entry)
 
 
 @router.patch("/{name}")
-def update_model(name: str, body: ModelUpdate, session: SessionDep, _: AdminDep
-                 ) -> dict[str, Any]:
+def update_model(name: str, body: ModelUpdate, session: SessionDep, services: ServicesDep,
+                 _: AdminDep) -> dict[str, Any]:
     if not body.model_dump(exclude_unset=True):
         raise InvalidInput("nothing to change", field="body")
     entry = catalog.update_model(session, name, body)
-    return _item(entry, scores_by_model(session))
+    return _item(session, settings, entry)
 
 
 @router.delete("/{name}", status_code=204)
