@@ -124,17 +124,40 @@ def test_remote_endpoint_registers_after_check(yard_home: Path, openai_server: s
     assert result["model"] == "r" and result["completion_tokens"] > 0
 
 
-def test_pull_is_idempotent(yard_home: Path) -> None:
-    code, out, err = yard("models", "pull", "smollm2-135m")
+def test_pull_is_idempotent_and_measures_the_model(yard_home: Path) -> None:
+    code, out, err = yard("models", "pull", "smollm2-135m", "--eval-limit", "2")
     assert code == 0, err
-    assert "registered" in out
+    flat = " ".join(out.split())  # rich wraps long lines at the terminal width
+    assert "registered" in flat and "licence: Apache-2.0" in flat
+    assert "quick evaluation (2 items per kind)" in flat
     cached = yard_home / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert cached.exists()
     code, out, _ = yard("models", "pull", "smollm2-135m")
-    assert code == 0 and "already registered" in out
+    flat = " ".join(out.split())
+    assert code == 0 and "already registered" in flat and "already has measured scores" in flat
     [entry] = catalogue_json()
     assert entry["sha256"] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     assert entry["gguf_path"] == str(cached)
+    # The first job is routed on measured quality and priced on measured speed.
+    assert entry["evaluation"] == "quick"
+    assert set(entry["scores"]) == {"classify", "extract", "summarize", "qa"}
+    assert entry["decode_tokens_per_s"] > 0 and entry["prompt_tokens_per_s"] > 0
+    assert entry["price_out_derived"] == pytest.approx(
+        0.10 / 3600 * 1_000_000 / entry["decode_tokens_per_s"])
+    code, out, err = yard("route", "explain", "--kind", "classify", "--json", "Refund my order")
+    assert code == 0, err
+    decision = json.loads(out)
+    assert decision["chosen"] == "smollm2-135m" and not decision["best_effort"]
+    code, out, _ = yard("models", "list")
+    assert code == 0 and "smollm2-135m" in out
+
+
+def test_pull_without_eval_lists_the_model_as_unmeasured(yard_home: Path) -> None:
+    code, _out, err = yard("models", "pull", "smollm2-135m", "--no-eval")
+    assert code == 0, err
+    [entry] = catalogue_json()
+    assert entry["evaluation"] == "unmeasured" and entry["decode_tokens_per_s"] is None
+    assert "yard models eval NAME" in " ".join(yard("models", "list")[1].split())
 
 
 def test_generate_json_with_schema(local_model: str, tmp_path: Path) -> None:

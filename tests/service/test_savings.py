@@ -133,3 +133,17 @@ def test_savings_route_is_team_scoped(api: tuple[TestClient, dict[str, str]]) ->
     bad = client.get("/v1/usage/savings?from=yesterday",
                      headers={"Authorization": f"Bearer {keys['user']}"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "from"
+
+
+def test_models_endpoint_shows_measured_speed_and_evaluation(
+    api: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    listed = client.get("/v1/models", headers={"Authorization": f"Bearer {keys['user']}"})
+    assert listed.status_code == 200
+    models = {m["id"]: m for m in listed.json()["data"]}
+    tiny, big = models["tiny"], models["big"]
+    assert tiny["evaluation"] == "full" and tiny["decode_tokens_per_s"] == 50.0
+    assert tiny["prompt_tokens_per_s"] == pytest.approx(200 / 0.9)  # 1 s less 5 tokens at 50/s
+    assert tiny["price_out_derived"] == pytest.approx(0.10 / 3600 * 1_000_000 / 50)
+    assert big["evaluation"] == "unmeasured" and big["price_out_derived"] is None

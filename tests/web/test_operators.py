@@ -71,8 +71,10 @@ def test_models_table(admin_client: TestClient, models: None) -> None:
     for expected in ("llama.cpp", "100.1 MB", "Q8_0", "8,192", "json_schema",
                      "health-unknown", "55.0", "0.61", "/ M out"):
         assert expected in cells, expected
+    assert "full suites" in cells  # its Score is a whole-suite run
     remote = re.search(r'data-model="big-remote">(.*?)</tr>', text, re.S)
     assert remote and "$2.00 / $8.00" in remote.group(1) and "remote" in remote.group(1)
+    assert "unmeasured" in remote.group(1) and "yard models eval big-remote" in remote.group(1)
 
 
 def test_enable_and_disable(admin_client: TestClient, models: None,

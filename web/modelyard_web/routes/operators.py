@@ -17,8 +17,7 @@ from modelyard_registry import catalog
 from modelyard_registry.catalog import Capability, ModelUpdate
 from modelyard_registry.errors import ModelyardError
 from modelyard_registry.remote_models import register_remote
-from modelyard_registry.router import MachineLimits, expected_cost, load_candidates
-from modelyard_registry.scores_view import scores_by_model
+from modelyard_registry.scores_view import public_models
 from modelyard_registry.taskspec import TaskKind
 from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
@@ -40,30 +39,26 @@ ADD_FIELDS = ("name", "endpoint", "served_name", "api_key_env", "price_in", "pri
 @dataclass(frozen=True)
 class ModelRow:
     entry: catalog.ModelEntry
-    tokens_per_s: float | None
+    public: catalog.ModelPublic
     price_label: str
     price_note: str
-    scores: dict[str, dict[str, Any]]
 
 
 def _rows(session: Session, services: ServicesDep) -> list[ModelRow]:
-    settings = services.settings
-    limits = MachineLimits.from_settings(settings)
-    candidates = {c.name: c for c in load_candidates(session, settings)}
-    scores = scores_by_model(session)
+    """The catalogue as ``scores_view.public_models`` shows it (the API's and the CLI's figures)."""
+    entries = catalog.list_models(session)
     rows = []
-    for entry in catalog.list_models(session):
-        cand = candidates[entry.name]
-        if cand.is_local:
-            per_m = expected_cost(cand, 0, 1_000_000, limits)
-            label = f"{money(per_m)} / M out"
-            speed = cand.tokens_per_s or limits.unmeasured_tokens_per_s
-            measured = "measured" if cand.tokens_per_s else "assumed"
+    for entry, public in zip(entries, public_models(session, services.settings, entries),
+                             strict=True):
+        if public.price_out_derived is not None:
+            label = f"{money(public.price_out_derived)} / M out"
+            speed = public.decode_tokens_per_s or services.settings.unmeasured_tokens_per_s
+            measured = "measured" if public.decode_tokens_per_s else "assumed"
             note = f"machine time at {speed:.1f} tok/s ({measured})"
         else:
             label = f"{money(entry.price_in)} / {money(entry.price_out)}"
             note = "per M tokens in / out"
-        rows.append(ModelRow(entry, cand.tokens_per_s, label, note, scores.get(entry.name, {})))
+        rows.append(ModelRow(entry, public, label, note))
     return rows
 
 
