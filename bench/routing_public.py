@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--variants", action="store_true",
-                        help="Also replay the logistic predictor and the static embedder.")
+                        help="Also replay isotonic map, logistic predictor, static embedder.")
     args = parser.parse_args()
     outcomes = read_outcomes(args.data / "train.jsonl", args.data / "prompts_train.jsonl")
     train = [o for o in outcomes if not is_dev(o.item_id)]
@@ -64,6 +64,7 @@ def main() -> None:
     ]
     if args.variants:
         variants += [
+            ("knn + isotonic map", HashedNgramEmbedder(), {"method": "knn", "calibrate": True}),
             ("logistic over hashed n-grams", HashedNgramEmbedder(), {"method": "logistic"}),
             ("knn over the static table", StaticEmbedder(), {"method": "knn"}),
         ]
