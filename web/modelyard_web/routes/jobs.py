@@ -1,4 +1,4 @@
-"""Job pages: history, the live job page (SSE for the browser's session), cancel."""
+"""Job pages: history, the live job page (SSE for the browser's session), cancel, feedback."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from modelyard_platform.api.schemas import CallPublic
 from modelyard_platform.auth import Principal
 from modelyard_platform.jobs import store
 from modelyard_platform.models import JobStatus
+from modelyard_registry.evidence import FeedbackIn, feedback_for_job, record_feedback
 from sqlmodel import Session
 
 from .. import jobview
@@ -58,6 +59,8 @@ def _job_context(services: ServicesDep, session: Session, user: Principal, job_i
         "job": job, "calls": calls, "steps": steps, "totals": jobview.totals(calls),
         "terminal": jobview.is_terminal(job), "view": jobview.result_view(job.product),
         "product_title": product.title if product else job.product, "cell": jobview.cell,
+        "feedback": feedback_for_job(session, job.id) if job.status == JobStatus.succeeded
+        else {},
     }
 
 
@@ -100,3 +103,17 @@ def cancel(job_id: str, _: FormDep, services: ServicesDep, session: SessionDep,
     if store.cancel_job(session, job):
         services.bus.announce(job.id, 0)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@router.post("/jobs/{job_id}/feedback")
+def feedback(job_id: str, form: FormDep, session: SessionDep, user: UserDep) -> Response:
+    """The good/bad buttons: the same ``record_feedback`` as ``POST /v1/feedback``."""
+    job = store.get_job(session, team_id=user.team_id, job_id=job_id)  # 404 for other teams
+    score = form.get("score")
+    if score not in ("0", "1"):
+        raise PageError(422, "Feedback is good (1) or bad (0).")
+    node = form.get("node")
+    record_feedback(session, team_id=user.team_id, feedback_in=FeedbackIn(
+        job_id=job.id, node=node if isinstance(node, str) and node else None,
+        score=float(score)))
+    return RedirectResponse(f"/jobs/{job.id}#result", status_code=303)
