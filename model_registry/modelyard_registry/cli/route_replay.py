@@ -33,7 +33,12 @@ def _from_db(since: str | None) -> list[Outcome]:
             raise InvalidInput(f"--since: not an ISO date: {since!r}", field="since") from exc
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
     with catalogue() as (session, _):
-        return load_outcomes(session, since=when, include_external=True)
+        rows = load_outcomes(session, since=when, include_external=True)
+    if not rows:
+        raise InvalidInput("no stored evidence" + (f" since {since}" if since else "")
+                           + ": run evals, import outcomes (yard route import) or give feedback",
+                           field="since" if since else "from_db")
+    return rows
 
 
 def _print(report: ReplayReport) -> None:

@@ -114,3 +114,18 @@ def test_cli_without_files_or_with_a_missing_file_exits_2(tmp_path: Path) -> Non
     assert code == 2 and "--prompts" in stderr
     code, _, stderr = yard(str(tmp_path / "nope.jsonl"), "--prompts", str(tmp_path / "p.jsonl"))
     assert code == 2 and "cannot read" in stderr
+
+
+def test_cli_replays_the_platforms_own_evidence(yard_home: Path, tmp_path: Path) -> None:
+    code, _, stderr = yard("--from-db")
+    assert code == 2 and "no stored evidence" in stderr
+    out, prompts = write_routerbench(outcomes(120), tmp_path)
+    result = runner.invoke(app, ["route", "import", str(out), "--prompts", str(prompts)])
+    assert result.exit_code == 0, result.stderr
+    code, stdout, stderr = yard("--from-db", "--since", "2000-01-01", "--train-frac", "0.7",
+                                "--json")
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    assert data["baseline"] == "oracle-xl" and data["train_items"] + data["test_items"] == 120
+    code, _, stderr = yard("--from-db", "--since", "yesterday")
+    assert code == 2 and "--since" in stderr
