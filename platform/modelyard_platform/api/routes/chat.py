@@ -56,6 +56,16 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stop: str | list[str] | None = None
     response_format: ResponseFormat | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+
+    def needs_tools(self) -> bool:
+        """Whether the call must go to a model with the ``tools`` capability.
+
+        Tools are never dropped silently: a request with tools routes only to tool-capable
+        models (422 when none is adequate); ``tool_choice: "none"`` opts out.
+        """
+        return bool(self.tools) and self.tool_choice != "none"
 
     def output_schema(self) -> dict[str, Any] | None:
         rf = self.response_format
@@ -122,6 +132,8 @@ async def chat_completions(
     options = _options(pinned, min_quality, best_effort)
     spec = options.spec(kind or "chat", max_output_tokens=max_tokens,
                         needs_json_schema=schema is not None)
+    if body.needs_tools():
+        spec = spec.model_copy(update={"needs_tools": True})
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     request = GenerationRequest(
         messages=[m.model_dump() for m in body.messages], max_tokens=max_tokens,
