@@ -11,7 +11,19 @@ from modelyard_registry.settings import Settings, get_settings
 from . import errors
 from .limits import BodyLimit
 from .observe import Observe
-from .routes import chat, evals, events, feedback, health, jobs, models, products, usage
+from .routes import (
+    chat,
+    embeddings,
+    evals,
+    events,
+    feedback,
+    health,
+    jobs,
+    models,
+    products,
+    route,
+    usage,
+)
 from .services import Services
 
 
@@ -32,7 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
-    for module in (health, products, jobs, events, models, chat, usage, feedback, evals):
+    for module in (
+        health, products, jobs, events, models, chat, usage, feedback, evals, embeddings, route,
+    ):
         app.include_router(module.router)
     _mount_web(app)
 
