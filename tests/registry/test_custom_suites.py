@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def yard(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def write_items(path: Path, items: list[object]) -> Path:
+def write_items(path: Path, items: Sequence[object]) -> Path:
     path.write_text("".join(json.dumps(i) + "\n" for i in items))
     return path
 

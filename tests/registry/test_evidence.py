@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,8 +39,8 @@ def yard(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def routerbench(tmp_path: Path, rows: list[dict[str, object]],
-                prompts: list[dict[str, object]]) -> tuple[Path, Path]:
+def routerbench(tmp_path: Path, rows: Sequence[Mapping[str, object]],
+                prompts: Sequence[Mapping[str, object]]) -> tuple[Path, Path]:
     """A tiny file pair in the RouterBench format of ``../shared/data/routerbench``."""
     outcomes, prompt_file = tmp_path / "train.jsonl", tmp_path / "prompts.jsonl"
     outcomes.write_text("".join(json.dumps(r) + "\n" for r in rows))

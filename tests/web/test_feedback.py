@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 from modelyard_registry.db import session_scope
@@ -102,7 +103,7 @@ def test_api_evals_list_for_teams_add_for_admins(
     admin = {"Authorization": f"Bearer {keys['admin']}"}
     names = [s["name"] for s in client.get("/v1/evals", headers=user).json()]
     assert names == ["classify", "extract", "summarize", "qa"]
-    suite = {"name": "refunds", "kind": "support", "metric": "label",
+    suite: dict[str, Any] = {"name": "refunds", "kind": "support", "metric": "label",
              "config": {"labels": ["refund", "other"]},
              "items": [{"id": "1", "input": "Money back please", "expected": "refund"},
                        {"id": "2", "input": "Hello", "expected": "other"}]}
