@@ -92,6 +92,10 @@ class ModelBase(SQLModel):
     quantization: str | None = None
     context_length: int | None = None
     capabilities: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    endpoints: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"),
+        description="Remote replicas serving the same model (base_url is the first); empty: "
+        "base_url alone.")
     price_in: float = Field(default=0.0, ge=0, description="USD per million input tokens.")
     price_out: float = Field(default=0.0, ge=0, description="USD per million output tokens.")
     ram_bytes: int | None = Field(default=None, description="Estimated RAM when loaded.")
@@ -150,6 +154,7 @@ class ModelPublic(SQLModel):
     size_bytes: int | None
     base_url: str | None
     served_name: str | None
+    endpoints: list[str] = Field(default_factory=list)
     api_key_env: str | None
     response_format: str
     created_at: datetime

@@ -52,10 +52,16 @@ def register_remote(
     capabilities: list[str] | None = None,
     response_format: str = "json_schema",
     check: bool = True,
+    endpoints: list[str] | None = None,
 ) -> ModelEntry:
-    """Refuse an endpoint that does not answer (unless ``check`` is off): fail at add, not later."""
+    """Refuse an endpoint that does not answer (unless ``check`` is off): fail at add, not later.
+
+    ``endpoints`` lists replicas serving the same model (``base_url`` is then the first); each
+    is checked like a single endpoint.
+    """
     validate_slug(name)
-    base_url = validate_base_url(base_url)
+    urls = list(dict.fromkeys(validate_base_url(u) for u in (endpoints or [base_url])))
+    base_url = urls[0]
     validate_response_format(response_format)
     if find_model(session, name) is not None:
         raise Conflict(f"a model named {name!r} already exists", field="name")
@@ -63,22 +69,9 @@ def register_remote(
         api_key = os.environ.get(api_key_env)
     health = "unknown"
     if check:
-        ok, error = check_health(base_url, api_key, settings.health_timeout_s)
-        if not ok:
-            raise InvalidInput(
-                f"endpoint check failed: {error} (use --no-check to register it anyway)",
-                field="base_url",
-            )
-        served = served_models(base_url, api_key, settings.health_timeout_s)
-        ids = [str(d.get("id")) for d in served]
-        match = next((d for d in served if d.get("id") == served_name), None)
-        if match is None:
-            raise InvalidInput(
-                f"{base_url} does not serve {served_name!r} "
-                f"(it serves: {', '.join(ids) or 'none'})",
-                field="served_name",
-            )
-        context_length = context_length or _int(match.get("max_model_len"))
+        for url in urls:
+            context_length = _check_endpoint(url, api_key, served_name, context_length,
+                                             settings.health_timeout_s)
         health = "healthy"
     entry = add_model(
         session,
@@ -93,11 +86,32 @@ def register_remote(
             context_length=context_length,
             capabilities=capabilities or DEFAULT_REMOTE_CAPABILITIES,
             response_format=response_format,
+            endpoints=urls if len(urls) > 1 else [],
         ),
     )
     if health == "healthy":
         record_health(session, name, True)
     return entry
+
+
+def _check_endpoint(url: str, api_key: str | None, served_name: str,
+                    context_length: int | None, timeout_s: float) -> int | None:
+    """Raise unless ``url`` answers and serves ``served_name``; returns the context length."""
+    ok, error = check_health(url, api_key, timeout_s)
+    if not ok:
+        raise InvalidInput(
+            f"endpoint check failed: {error} (use --no-check to register it anyway)",
+            field="base_url",
+        )
+    served = served_models(url, api_key, timeout_s)
+    ids = [str(d.get("id")) for d in served]
+    match = next((d for d in served if d.get("id") == served_name), None)
+    if match is None:
+        raise InvalidInput(
+            f"{url} does not serve {served_name!r} (it serves: {', '.join(ids) or 'none'})",
+            field="served_name",
+        )
+    return context_length or _int(match.get("max_model_len"))
 
 
 def _int(value: Any) -> int | None:
@@ -117,7 +131,11 @@ def refresh_health(
         if entry.backend != Backend.openai_compatible or not entry.base_url:
             continue
         key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
-        ok, error = check_health(entry.base_url, key, settings.health_timeout_s)
+        ok, error = False, None
+        for url in entry.endpoints or [entry.base_url]:  # healthy while any replica answers
+            up, why = check_health(url, key, settings.health_timeout_s)
+            ok, error = ok or up, error if up else "; ".join(filter(None, [error, why]))
+        error = None if ok else error
         record_health(session, entry.name, ok, error)
         results[entry.name] = (ok, error)
     return results

@@ -50,14 +50,19 @@ class ChangeWatcher:
     redis_url: str | None
     interval_s: float = 1.0
     watched: list[Watched] = field(default_factory=list)
+    tasks: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._redis = redis.Redis.from_url(self.redis_url) if self.redis_url else None
+        self.redis = redis.Redis.from_url(self.redis_url) if self.redis_url else None
 
     def watch(self, channel: str, fingerprint_sql: str, on_change: Callable[[], None]) -> None:
         self.watched.append(Watched(channel, fingerprint_sql, on_change))
+
+    def every(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on the watcher's thread once per interval (e.g. publish counters)."""
+        self.tasks.append(task)
 
     def start(self) -> None:
         if self._thread is None:
@@ -68,10 +73,10 @@ class ChangeWatcher:
 
     def publish(self, channel: str) -> None:
         """Tell the other processes (best effort: their fingerprint check is the fallback)."""
-        if self._redis is None:
+        if self.redis is None:
             return
         try:
-            self._redis.publish(channel, b"1")
+            self.redis.publish(channel, b"1")
         except redis.RedisError as exc:
             log.warning("watch: could not publish on %s: %s", channel, exc)
 
@@ -79,8 +84,8 @@ class ChangeWatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self._redis is not None:
-            self._redis.close()
+        if self.redis is not None:
+            self.redis.close()
 
     def _check(self) -> None:
         try:
@@ -98,9 +103,9 @@ class ChangeWatcher:
     def _run(self) -> None:
         pubsub = None
         while not self._stop.is_set():
-            if pubsub is None and self._redis is not None:
+            if pubsub is None and self.redis is not None:
                 try:
-                    pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                    pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(*[w.channel for w in self.watched])
                 except redis.RedisError:
                     pubsub = None
@@ -119,6 +124,11 @@ class ChangeWatcher:
             else:
                 self._stop.wait(deadline)
             self._check()
+            for task in self.tasks:
+                try:
+                    task()
+                except Exception as exc:  # a report is advice; the next interval retries
+                    log.warning("watch: periodic task failed: %s", exc)
         if pubsub is not None:
             pubsub.close()
 

@@ -7,9 +7,10 @@ however many API and worker processes there are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from modelyard_registry.db import session_scope
+from modelyard_registry.runtimes.replicas import ReplicaState
 from modelyard_registry.scores import Call
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -59,6 +60,29 @@ class DatabaseCollector(Collector):
         yield from (jobs, calls, tokens, cost)
 
 
+class ReplicaCollector(Collector):
+    """In-flight requests and health per remote replica, as this process routes them."""
+
+    def __init__(self, states: Callable[[], list[ReplicaState]]) -> None:
+        self.states = states
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        flight = GaugeMetricFamily("modelyard_replica_in_flight",
+                                   "Requests in flight per replica (this API process).",
+                                   labels=["model", "endpoint"])
+        healthy = GaugeMetricFamily("modelyard_replica_healthy",
+                                    "1 if the replica answers, 0 while it is skipped.",
+                                    labels=["model", "endpoint"])
+        served = CounterMetricFamily("modelyard_replica_requests",
+                                     "Requests sent per replica (this API process).",
+                                     labels=["model", "endpoint"])
+        for s in self.states():
+            flight.add_metric([s.model, s.url], float(s.in_flight))
+            healthy.add_metric([s.model, s.url], 1.0 if s.healthy else 0.0)
+            served.add_metric([s.model, s.url], float(s.served))
+        yield from (flight, healthy, served)
+
+
 class Metrics:
     """One registry per app, so several apps (tests) never share or collide."""
 
@@ -73,6 +97,9 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(DatabaseCollector(db_url))
+
+    def watch_replicas(self, states: Callable[[], list[ReplicaState]]) -> None:
+        self.registry.register(ReplicaCollector(states))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .. import bundled, catalog, remote_models, replica_report
+from .. import bundled, catalog, remote_models, replica_report, replica_report
 from ..evals import evaluate_model, plan_suites
 from ..local_models import register_gguf
 from ..runtimes import RuntimeFactory
@@ -89,6 +89,10 @@ def show(name: str, as_json: JsonFlag = False) -> None:
     with catalogue() as (session, settings):
         [public] = public_models(session, settings, [catalog.get_model(session, name)])
         data = public.model_dump(mode="json")
+        replicas = replica_report.rows(catalog.get_model(session, name), settings.redis_url,
+                                       settings.health_timeout_s)
+        if replicas:
+            data["replicas"] = [r.model_dump(mode="json") for r in replicas]
         replicas = replica_report.rows(catalog.get_model(session, name), settings.redis_url,
                                        settings.health_timeout_s)
         if replicas:
@@ -168,9 +172,9 @@ def _quick_eval(name: str, limit: int) -> None:
 def add(
     name: str,
     gguf: Annotated[Path | None, typer.Option(help="Path to a local GGUF file.")] = None,
-    endpoint: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible base URL, e.g. http://host:8000/v1")
-    ] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(
+        help="OpenAI-compatible base URL, e.g. http://host:8000/v1; repeat it for replicas "
+        "serving the same model (requests go to the least busy one that answers).")] = None,
     served_name: Annotated[str | None, typer.Option(help="Model id the server serves.")] = None,
     api_key_env: Annotated[
         str | None, typer.Option(help="Name of the env var holding the API key.")
@@ -208,7 +212,8 @@ def add(
             if not served_name:
                 raise typer.BadParameter("--endpoint needs --served-name")
             entry = remote_models.register_remote(
-                session, settings, name=name, base_url=endpoint or "", served_name=served_name,
+                session, settings, name=name, base_url=endpoint[0] if endpoint else "",
+                endpoints=endpoint, served_name=served_name,
                 api_key_env=api_key_env, price_in=price_in, price_out=price_out,
                 context_length=context_length, capabilities=caps, check=not no_check,
                 response_format=response_format,

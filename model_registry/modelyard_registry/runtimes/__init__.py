@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from ..catalog import Backend, Capability, ModelEntry
 from ..errors import InvalidInput
 from ..settings import Settings
 from .base import Completion, GenerationRequest, Runtime, StreamEvent, drain
 from .llama_cpp import LlamaCppRuntime, LlamaPool
-from .openai_compat import OpenAICompatRuntime, shared_client
+from .openai_compat import OpenAICompatRuntime, check_health, shared_client
+from .replicas import ReplicaSet, ReplicaState
 
 __all__ = [
     "Completion",
@@ -17,6 +19,8 @@ __all__ = [
     "LlamaCppRuntime",
     "LlamaPool",
     "OpenAICompatRuntime",
+    "ReplicaSet",
+    "ReplicaState",
     "Runtime",
     "RuntimeFactory",
     "StreamEvent",
@@ -37,6 +41,8 @@ class RuntimeFactory:
             memory_headroom_bytes=settings.runner_memory_headroom_mb * 2**20,
         )
         self.http = shared_client()  # one keep-alive pool for every remote model
+        self.replica_sets: dict[str, ReplicaSet] = {}  # per remote model: in flight, health
+        self._replicas_lock = threading.Lock()
 
     def for_entry(self, entry: ModelEntry) -> Runtime:
         if entry.backend == Backend.llama_cpp:
@@ -52,17 +58,40 @@ class RuntimeFactory:
             )
         if not entry.base_url or not entry.served_name:
             raise InvalidInput(f"model {entry.name!r} has no endpoint")
+        api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
         return OpenAICompatRuntime(
             name=entry.name,
             base_url=entry.base_url,
             served_name=entry.served_name,
-            api_key=os.environ.get(entry.api_key_env) if entry.api_key_env else None,
+            api_key=api_key,
+            replicas=self._replicas(entry.name, list(entry.endpoints) or [entry.base_url],
+                                    api_key),
             connect_timeout_s=self.settings.connect_timeout_s,
             read_timeout_s=self.settings.read_timeout_s,
             max_retries=self.settings.max_retries,
             response_format=entry.response_format,
             client=self.http,
         )
+
+    def _replicas(self, name: str, urls: list[str], api_key: str | None) -> ReplicaSet:
+        """The process's replica set of a remote model, kept across requests.
+
+        Its in-flight counts and health must outlive a request; it is rebuilt when the
+        catalogue changes the model's endpoints.
+        """
+        with self._replicas_lock:
+            current = self.replica_sets.get(name)
+            if current is None or current.urls != urls:
+                timeout = self.settings.health_timeout_s
+                current = self.replica_sets[name] = ReplicaSet(
+                    name, urls, lambda url: check_health(url, api_key, timeout))
+            return current
+
+    def replica_states(self) -> list[ReplicaState]:
+        """Every remote endpoint this process has used: in flight, healthy, served."""
+        with self._replicas_lock:
+            sets = list(self.replica_sets.values())
+        return [state for replicas in sets for state in replicas.states()]
 
     def loaded(self) -> frozenset[str]:
         """Names of the local models in memory now: asking their tokenizer costs no load."""

@@ -25,6 +25,7 @@ import httpx
 from ..errors import BackendError, BackendTimeout, BackendUnreachable
 from ..pricing import estimate_tokens
 from .base import Completion, GenerationRequest, Stopwatch, StreamEvent, drain
+from .replicas import Replica, ReplicaSet
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
@@ -78,6 +79,7 @@ class OpenAICompatRuntime:
         backoff_s: float = 0.5,
         response_format: str = "json_schema",
         client: httpx.Client | None = None,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         self.response_format = response_format
         self.name = name
@@ -90,6 +92,8 @@ class OpenAICompatRuntime:
         self.backoff_s = backoff_s
         self.client = client or shared_client(16)
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.replicas = replicas or ReplicaSet(
+            name, [base_url], lambda url: check_health(url, api_key, connect_timeout_s))
 
     def generate(self, request: GenerationRequest) -> Completion:
         return drain(self.stream(request), "OpenAI-compatible")
@@ -122,63 +126,83 @@ class OpenAICompatRuntime:
             body["logprobs"] = True
         return body
 
-    def _open(self, body: dict[str, Any]) -> httpx.Response:
-        """Send the request; retry 5xx and connection failures (nothing has streamed yet)."""
-        url = f"{self.base_url}/chat/completions"
+    def _open(self, body: dict[str, Any]) -> tuple[httpx.Response, Replica]:
+        """Send the request; retry 5xx and connection failures (nothing has streamed yet).
+
+        With replicas, a failing endpoint hands the request to another one at once; a retry
+        (with backoff) comes only after every endpoint failed this round.
+        """
         attempt = 0
+        tried: set[str] = set()
         while True:
             failure: str
+            replica = self.replicas.acquire(tried)
+            assert replica is not None  # ``tried`` holds only failures of this round
+            base = replica.url
             try:
-                request = self.client.build_request("POST", url, json=body, headers=self.headers,
+                request = self.client.build_request("POST", f"{base}/chat/completions",
+                                                    json=body, headers=self.headers,
                                                     timeout=self.timeout)
                 response = self.client.send(request, stream=True)
             except httpx.TimeoutException as exc:
+                self.replicas.release(replica)
                 raise BackendTimeout(
-                    f"{self.name}: no answer from {self.base_url} within {self.read_timeout_s:g}s"
+                    f"{self.name}: no answer from {base} within {self.read_timeout_s:g}s"
                 ) from exc
             except httpx.TransportError as exc:
+                self.replicas.release(replica)
+                self.replicas.mark_down(replica, f"cannot reach {base}: {type(exc).__name__}")
                 failure = "connection"
                 error: Exception = exc
             else:
                 if response.status_code < 400:
-                    return response
+                    return response, replica
                 response.read()
                 response.close()
+                self.replicas.release(replica)
                 status = response.status_code
                 if status < 500:
                     raise BackendError(
-                        f"{self.name}: {self.base_url} refused the request (HTTP {status}): "
+                        f"{self.name}: {base} refused the request (HTTP {status}): "
                         f"{_error_message(response)}"
                     )
                 failure, error = f"HTTP {status}", BackendError(f"HTTP {status}")
+            tried.add(base)
+            if len(tried) < len(self.replicas.replicas):
+                log.warning("%s: %s from %s, trying another replica", self.name, failure, base)
+                continue
             if attempt >= self.max_retries:
+                where = base if len(tried) == 1 else f"any of {len(tried)} replicas"
                 if failure == "connection":
                     raise BackendUnreachable(
-                        f"{self.name}: cannot reach {self.base_url} ({attempt + 1} attempts)"
+                        f"{self.name}: cannot reach {where} ({attempt + 1} attempts)"
                     ) from error
                 raise BackendError(
-                    f"{self.name}: {self.base_url} answered {failure} ({attempt + 1} attempts)"
+                    f"{self.name}: {where} answered {failure} ({attempt + 1} attempts)"
                 ) from error
             delay = self.backoff_s * 2**attempt
             log.warning("%s: %s, retry %d in %.1fs", self.name, failure, attempt + 1, delay)
             time.sleep(delay)
             attempt += 1
+            tried = set()
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         body = self.body(request)
         watch = Stopwatch()
-        response = self._open(body)
+        response, replica = self._open(body)
         parts: list[str] = []
         finish: str | None = None
         usage: dict[str, Any] | None = None
         logprobs: list[float] = []
         n_chunks = 0
+        complete = False
         try:
             for line in response.iter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":  # read on to the end, so the connection goes back to the pool
+                    complete = True
                     continue
                 chunk = json.loads(data)
                 if "error" in chunk:
@@ -205,9 +229,12 @@ class OpenAICompatRuntime:
                 f"{self.name}: stream stalled beyond {self.read_timeout_s:g}s"
             ) from exc
         except (httpx.TransportError, json.JSONDecodeError) as exc:
-            raise BackendError(f"{self.name}: stream broke: {exc.__class__.__name__}") from exc
+            if not complete:  # a server that drops the connection after [DONE] lost nothing
+                raise BackendError(
+                    f"{self.name}: stream broke: {exc.__class__.__name__}") from exc
         finally:
             response.close()
+            self.replicas.release(replica)
         latency, ttft = watch.finish()
         if usage is not None and usage.get("completion_tokens") is not None:
             n_prompt, n_out = int(usage.get("prompt_tokens") or 0), int(usage["completion_tokens"])

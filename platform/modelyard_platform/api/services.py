@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from modelyard_registry.catalog_cache import CatalogueCache
 from modelyard_registry.db import get_engine, session_scope
 from modelyard_registry.group_commit import GroupCommitter
+from modelyard_registry.replica_report import publish
 from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.settings import Settings
@@ -37,11 +38,15 @@ class Services:
         self.bus = EventBus(self.settings.redis_url)
         self.limiter = RateLimiter(self.settings.rate_limit_per_minute, self.settings.redis_url)
         self.metrics = Metrics(self.db_url)
+        self.metrics.watch_replicas(
+            lambda: self.runtimes.replica_states() if "runtimes" in self.__dict__ else [])
         # The hot path reads these from memory; the watcher tells them about changes.
         self.watcher = ChangeWatcher(self.db_url, self.settings.redis_url,
                                      self.settings.cache_check_s)
         self.catalogue = CatalogueCache(self.db_url, self.settings, self.watcher)
         self.keys = KeyCache(self.watcher)
+        if self.settings.redis_url:
+            self.watcher.every(self._report_replicas)
         self.watcher.start()
 
     def session(self) -> AbstractContextManager[Session]:
@@ -75,6 +80,11 @@ class Services:
     def cascade(self) -> Cascade:
         return Cascade(self.session, self.settings, self.runtimes, catalogue=self.catalogue,
                        committer=self.committer)
+
+    def _report_replicas(self) -> None:
+        """Publish this process's per-replica counts for `yard models show` (every interval)."""
+        if "runtimes" in self.__dict__ and self.watcher.redis is not None:
+            publish(self.watcher.redis, self.runtimes.replica_states())
 
     async def knows_model(self, name: str) -> bool:
         """Whether the catalogue has ``name``: from memory, re-read (off the loop) on a miss."""

@@ -33,6 +33,10 @@ class ModelAdd(BaseModel):
     name: str
     gguf_path: str | None = None
     endpoint: str | None = None
+    endpoints: list[str] | None = Field(
+        default=None, min_length=1,
+        description="Replicas serving the same model (requests go to the least busy one that "
+        "answers); with endpoint, that one comes first.")
     served_name: str | None = None
     api_key_env: str | None = None
     price_in: float = Field(default=0.0, ge=0)
@@ -44,6 +48,10 @@ class ModelAdd(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelAdd:
+        if self.endpoints:
+            self.endpoints = list(dict.fromkeys([*filter(None, [self.endpoint]),
+                                                 *self.endpoints]))
+            self.endpoint = self.endpoints[0]
         if (self.gguf_path is None) == (self.endpoint is None):
             raise ValueError("give exactly one of gguf_path or endpoint")
         if self.endpoint is not None and not self.served_name:
@@ -93,6 +101,7 @@ async def add_model(
         entry = await run_in_threadpool(
             lambda: register_remote(
                 session, settings, name=body.name, base_url=body.endpoint or "",
+                endpoints=body.endpoints,
                 served_name=body.served_name or "", api_key_env=body.api_key_env,
                 price_in=body.price_in, price_out=body.price_out,
                 context_length=body.context_length, capabilities=body.capabilities,
