@@ -160,11 +160,6 @@ class ModelPublic(SQLModel):
     created_at: datetime
     updated_at: datetime
     scores: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-
-def to_public(entry: ModelEntry, scores: dict[str, dict[str, Any]] | None = None) -> ModelPublic:
-    data = entry.model_dump()
-    data["scores"] = scores or {}
     # Measured on this machine by the evals (``scores_view.public_models`` fills them in):
     decode_tokens_per_s: float | None = None
     prompt_tokens_per_s: float | None = None
@@ -174,6 +169,11 @@ def to_public(entry: ModelEntry, scores: dict[str, dict[str, Any]] | None = None
     evaluation: str = Field(
         default="unmeasured", description="unmeasured | quick (first N items per kind, e.g. at "
         "pull time) | full (whole suites)")
+
+
+def to_public(entry: ModelEntry, scores: dict[str, dict[str, Any]] | None = None) -> ModelPublic:
+    data = entry.model_dump()
+    data["scores"] = scores or {}
     return ModelPublic.model_validate(data)
 
 

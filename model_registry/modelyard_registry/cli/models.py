@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .. import bundled, catalog, remote_models, replica_report, replica_report
+from .. import bundled, catalog, remote_models, replica_report
 from ..evals import evaluate_model, plan_suites
 from ..local_models import register_gguf
 from ..runtimes import RuntimeFactory
@@ -89,10 +89,6 @@ def show(name: str, as_json: JsonFlag = False) -> None:
     with catalogue() as (session, settings):
         [public] = public_models(session, settings, [catalog.get_model(session, name)])
         data = public.model_dump(mode="json")
-        replicas = replica_report.rows(catalog.get_model(session, name), settings.redis_url,
-                                       settings.health_timeout_s)
-        if replicas:
-            data["replicas"] = [r.model_dump(mode="json") for r in replicas]
         replicas = replica_report.rows(catalog.get_model(session, name), settings.redis_url,
                                        settings.health_timeout_s)
         if replicas:

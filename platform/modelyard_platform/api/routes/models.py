@@ -108,7 +108,7 @@ async def add_model(
                 response_format=body.response_format, check=body.check,
             )
         )
-    return _item(session, services.settings, entry)
+    return _item(session, settings, entry)
 
 
 @router.patch("/{name}")
@@ -117,7 +117,7 @@ def update_model(name: str, body: ModelUpdate, session: SessionDep, services: Se
     if not body.model_dump(exclude_unset=True):
         raise InvalidInput("nothing to change", field="body")
     entry = catalog.update_model(session, name, body)
-    return _item(session, settings, entry)
+    return _item(session, services.settings, entry)
 
 
 @router.delete("/{name}", status_code=204)
