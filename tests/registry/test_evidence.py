@@ -118,8 +118,10 @@ def test_import_bad_line_exits_2_naming_line_and_field_and_writes_nothing(
 
 def test_evidence_text_keeps_the_user_turns_bounded() -> None:
     messages = [{"role": "system", "content": "You are a bot."},
-                {"role": "user", "content": "x" * 10_000}]
-    assert evidence_text(messages, None) == "x" * 4000
+                {"role": "user", "content": "a" * 5_000 + "the question?"}]
+    kept = evidence_text(messages, None)
+    assert len(kept) == 4000 and kept.startswith("a" * 1000)
+    assert kept.endswith("a" * 100 + "the question?")  # the tail, where the question sits
     assert evidence_text(None, "plain prompt") == "plain prompt"
 
 

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, delete
 from ..catalog import Backend, Capability, ModelEntry, get_model
 from ..errors import InvalidInput
 from ..evidence import EvalOutcome, replace_eval_outcomes
+from ..evidence.tables import bounded
 from ..pricing import local_cost, remote_cost
 from ..runtimes import Completion, GenerationRequest, Runtime, RuntimeFactory
 from ..scores import Score
@@ -242,7 +243,7 @@ def item_outcomes(result: SuiteResult, entry: ModelEntry, machine_cost_per_hour:
     return [
         EvalOutcome(
             model_name=result.model, kind=result.kind, suite=result.suite_name,
-            suite_version=result.suite_version, item_id=i.id, text=i.text[:4000],
+            suite_version=result.suite_version, item_id=i.id, text=bounded(i.text),
             score=min(1.0, max(0.0, i.score)), judged=result.judged,
             prompt_tokens=i.prompt_tokens, completion_tokens=i.completion_tokens,
             latency_s=i.latency_s,

@@ -19,8 +19,19 @@ MAX_TEXT_CHARS = 4000
 """Request texts are kept to this many characters: enough to embed, bounded in storage."""
 
 
+_CUT = "\n…\n"
+
+
 def bounded(text: str) -> str:
-    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS]
+    """At most ``MAX_TEXT_CHARS``: the head and, mostly, the tail of a longer text.
+
+    The tail is where a request's question usually sits (after few-shot examples or a document),
+    so it keeps three quarters of the room.
+    """
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    head = MAX_TEXT_CHARS // 4
+    return text[:head] + _CUT + text[len(text) - (MAX_TEXT_CHARS - head - len(_CUT)):]
 
 
 class EvalOutcome(SQLModel, table=True):
