@@ -15,7 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from . import errors
 from .deps import WebState
 from .render import STATIC_DIR
-from .routes import account, jobs, links, operators, products, sso, team
+from .routes import account, jobs, links, operators, products, routing, sso, team
 from .session import load_secret
 
 __all__ = ["install"]
@@ -37,6 +37,6 @@ def install(app: FastAPI) -> None:
         # believed only when the connection comes from one of these proxies.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     errors.install(app)
-    for module in (account, links, sso, team, products, jobs, operators):
+    for module in (account, links, sso, team, products, jobs, operators, routing):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
