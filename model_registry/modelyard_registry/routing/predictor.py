@@ -9,8 +9,10 @@ Two estimators sit behind one interface, chosen by ``method``:
 
 - ``knn`` (the default, and the one kept on the public benchmark; see ``docs/routing.md``):
   a similarity-weighted success rate over the ``k`` nearest evaluated items of the same kind,
-  shrunk toward the model's per-kind mean with ``prior_strength`` pseudo-outcomes, so thin
-  evidence falls back to the per-kind score smoothly. Its ``evidence`` is the sum of the
+  shrunk toward the model's per-kind mean with a prior worth some outcomes, so thin evidence
+  falls back to the per-kind score smoothly. With ``adapt`` that weight is chosen per kind by
+  leave-one-out log-loss on the kind's own items: text that does not predict the grades leaves
+  the per-kind mean in charge. Its ``evidence`` is the sum of the
   neighbour weights, its ``neighbours`` the items that carried it.
 - ``logistic``: one L2-regularised logistic regression per model over the centred embedding
   plus a per-kind intercept (fitted by Newton's method; a handful of iterations on ~260 columns).
@@ -64,6 +66,7 @@ class Hyper:
     l2: float = 3.0
     components: int = 64
     dims: int = 0
+    adapt: bool = True
     centre: bool = True
     calibrate: bool = False
     folds: int = 5
@@ -86,6 +89,7 @@ class _Kind:
     prior: F  # (m,) per-kind mean score; nan where the model has no outcome of this kind
     coef: F | None = None  # (m, d + 1) logistic weights and intercept
     basis: F | None = None  # (embedding dim, dims): projection onto the top principal directions
+    strength: float | None = None  # this kind's prior strength, when chosen from its evidence
 
     def project(self, e: F, centre: bool) -> F:
         """Embedding rows -> this kind's space: centred, projected, unit length."""
@@ -122,6 +126,40 @@ def _principal(z: F, r: int) -> F:
     keep = np.argsort(-values)[:r]
     keep = keep[values[keep] > 1e-9]
     return np.asarray((z.T @ vectors[:, keep]) / np.sqrt(values[keep]), dtype=np.float64)
+
+
+STRENGTHS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 256.0, 1e6)
+
+
+def _choose_strength(ev: _Kind, h: Hyper, sample: int = 1000) -> float:
+    """The prior strength with the best leave-one-out log-loss over this kind's own items.
+
+    Empirical Bayes per kind: where the request text predicts the grades (code tasks, distinct
+    request types) the neighbours get more say; where it does not (a binary-choice benchmark
+    whose items all look alike) the estimate stays at the per-kind mean.
+    """
+    n = ev.z.shape[0]
+    if n < 10:
+        return h.prior_strength
+    queries = np.random.default_rng(0).permutation(n)[: min(n, sample)]
+    sims = np.einsum("qd,nd->qn", ev.z[queries], ev.z).astype(np.float64)
+    sims[np.arange(len(queries)), queries] = -np.inf  # leave the item itself out
+    k = min(h.k, n - 1)
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    weights = np.exp((top_sims - top_sims.max(axis=1, keepdims=True)) / h.temperature)
+    sim_w = weights[:, :, None] * ev.w[top]  # (q, k, m)
+    evidence = sim_w.sum(axis=1)
+    hits = (sim_w * ev.y[top]).sum(axis=1)
+    prior = np.nan_to_num(ev.prior, nan=0.5)[None, :]
+    truth, mass = ev.y[queries], ev.w[queries]
+    best, best_loss = h.prior_strength, math.inf
+    for a in STRENGTHS:
+        p = np.clip((hits + a * prior) / (evidence + a), 1e-4, 1 - 1e-4)
+        loss = -float((mass * (truth * np.log(p) + (1 - truth) * np.log(1 - p))).sum())
+        if loss < best_loss - 1e-9:
+            best, best_loss = a, loss
+    return best
 
 
 def _isotonic(x: F, y: F, w: F) -> tuple[F, F]:
@@ -188,8 +226,8 @@ class Predictor:
         else:
             sim_w = np.exp((sims[top] - sims[top[0]]) / h.temperature)[:, None] * kind.w[top]
             evidence = sim_w.sum(axis=0)
-            p = ((sim_w * kind.y[top]).sum(axis=0) + h.prior_strength * prior) / (
-                evidence + h.prior_strength)
+            a = h.prior_strength if kind.strength is None else kind.strength
+            p = ((sim_w * kind.y[top]).sum(axis=0) + a * prior) / (evidence + a)
         return p, evidence, top, sims[top]
 
     def _embed(self, kind: _Kind, texts: Sequence[str]) -> F:
@@ -241,7 +279,8 @@ class Predictor:
         kinds_meta = []
         with (directory / "items.jsonl").open("w", encoding="utf-8") as items:
             for n, (name, ev) in enumerate(sorted(self._kinds.items())):
-                kinds_meta.append({"kind": name, "items": len(ev.item_ids)})
+                kinds_meta.append({"kind": name, "items": len(ev.item_ids),
+                                   "strength": ev.strength})
                 for key in ("centre", "z", "y", "w", "prior"):
                     arrays[f"{n}_{key}"] = getattr(ev, key)
                 for key in ("coef", "basis"):
@@ -286,7 +325,8 @@ def load_predictor(directory: Path) -> Predictor:
         kinds[name] = _Kind(
             centre=data[f"{n}_centre"], z=data[f"{n}_z"], y=data[f"{n}_y"], w=data[f"{n}_w"],
             prior=data[f"{n}_prior"], coef=data.get(f"{n}_coef"), basis=data.get(f"{n}_basis"),
-            item_ids=[i for i, _ in texts[name]], texts=[t for _, t in texts[name]])
+            item_ids=[i for i, _ in texts[name]], texts=[t for _, t in texts[name]],
+            strength=meta.get("strength"))
     calibration = ((data["calibration_x"], data["calibration_y"])
                    if "calibration_x" in data else None)
     return Predictor(embedder=embedder, hyper=Hyper(**manifest["hyper"]),
@@ -333,6 +373,8 @@ def _build(outcomes: Sequence[Outcome], embeddings: Mapping[tuple[str, str], F],
         has = total > 0
         ev.prior[has] = (ev.y.sum(axis=0)[has]) / total[has]
         ev.y = np.divide(ev.y, ev.w, out=np.zeros_like(ev.y), where=ev.w > 0)
+        if hyper.method == "knn" and hyper.adapt:
+            ev.strength = _choose_strength(ev, hyper)
         if hyper.method == "logistic":
             # Fit in the kind's top principal directions (few items, many dimensions), then map
             # the weights back so prediction is one dot product in the embedding space.
