@@ -16,7 +16,7 @@ from ..routing.training import train as train_predictor
 from ..taskspec import TaskSpec
 from .common import catalogue, new_app, out, print_json
 
-app = new_app("Ask the router: the cheapest adequate model for a task, explained.")
+app = new_app("Ask the router where a request goes and why; train it on your evidence.")
 
 
 @app.command()
