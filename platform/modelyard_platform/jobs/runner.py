@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelyard_agents.contract import RunContext
-from modelyard_registry.errors import BackendError, CascadeExhausted, ModelyardError
+from modelyard_registry.errors import ModelyardError
 from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.settings import Settings
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from ..models import Job, JobStatus
 from ..products import ProductLike
 from . import store
 from .events import EventBus
+from .transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 class JobCancelled(Exception):
     """Raised inside a running product when its job was cancelled; unwinds the graph."""
+
+
+class LeaseLost(JobCancelled):
+    """Raised inside a running product whose worker no longer holds the job's lease.
+
+    A worker frozen past its lease (SIGSTOP, a long GC pause, a lost network) wakes up to find
+    another worker running its job: it stops at its next step and writes nothing more.
+    """
 
 
 class Transient(Exception):
@@ -57,15 +65,6 @@ class JobContext(RunContext):
 
 def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | BackendError):
-        return True
-    if isinstance(exc, CascadeExhausted):
-        attempts = exc.attempts
-        return bool(attempts) and all(a.outcome == "error" for a in attempts)
-    return False
 
 
 def error_body(exc: BaseException) -> dict[str, Any]:
@@ -154,9 +153,11 @@ class JobRunner:
         try:
             if product is None:
                 raise ModelyardError(f"product {job.product!r} is not installed on this worker")
-            ctx = self._context(job, product)
+            ctx = self._context(job, product, owner)
             output = product.run(dict(job.input), ctx)
             output = product.output_model.model_validate(output).model_dump(mode="json")
+        except LeaseLost:
+            return "lost the lease; stopped without writing, another worker owns the job"
         except JobCancelled:
             return "cancelled"
         except Exception as exc:
@@ -174,14 +175,9 @@ class JobRunner:
             body = {"type": "time_limit",
                     "message": f"the job ran over {self.settings.job_soft_time_limit_s:g}s"}
         else:
-            if is_transient(exc) and retries < self.settings.job_max_retries:
-                with self.sessions() as session:
-                    if store.requeue(session, job.id, owner):
-                        self.bus.emit(session, job.id, "status", {
-                            "status": JobStatus.queued.value,
-                            "retry": retries + 1, "reason": error_body(exc)["message"],
-                        })
-                        raise Transient(str(exc)) from exc
+            retry = is_transient(exc) and retries < self.settings.job_max_retries
+            if retry and self._requeue(job, owner, exc, retries):
+                raise Transient(str(exc)) from exc
             if not isinstance(exc, ModelyardError | ValidationError):
                 log.exception("job %s failed", job.id)
             body = error_body(exc)
@@ -190,16 +186,41 @@ class JobRunner:
         self.bus.announce(job.id, 0)
         return "failed"
 
-    def _context(self, job: Job, product: ProductLike) -> JobContext:
+    def _requeue(self, job: Job, owner: str, exc: Exception, retries: int) -> bool:
+        """Give the job back for a retry; True when a retry will find it.
+
+        When the database itself is away, the requeue cannot be written: the lease then lapses
+        and the reconciler hands the job out again, so it is still retried, not failed.
+        """
+        try:
+            with self.sessions() as session:
+                if not store.requeue(session, job.id, owner):
+                    return False
+                self.bus.emit(session, job.id, "status", {
+                    "status": JobStatus.queued.value,
+                    "retry": retries + 1, "reason": error_body(exc)["message"],
+                })
+                return True
+        except Exception as again:
+            if not is_transient(again):
+                raise
+            log.warning("job %s: could not requeue (%s); its lease will lapse", job.id, again)
+            return True
+
+    def _context(self, job: Job, product: ProductLike, owner: str) -> JobContext:
         ctx = JobContext(
             job_id=job.id, team_id=job.team_id, options=RoutingOptions.parse(job.options),
             settings=self.settings, cascade=self.cascade, steps=tuple(product.steps),
         )
-        ctx.progress = lambda event: self._progress(ctx, event)
+        ctx.progress = lambda event: self._progress(ctx, event, owner)
         return ctx
 
-    def _progress(self, ctx: JobContext, event: dict[str, Any]) -> None:
-        """Store and announce a product event; stop the graph if the job was cancelled."""
+    def _progress(self, ctx: JobContext, event: dict[str, Any], owner: str) -> None:
+        """Store and announce a product event; stop the graph if the job was cancelled.
+
+        Every step also checks the lease against the row itself (not only the heartbeat's
+        flag, which a frozen process has not updated yet): a worker that lost it stops here.
+        """
         data = {k: v for k, v in event.items() if k != "type"}
         with self.sessions() as session:
             current = session.get(Job, ctx.job_id)
@@ -207,6 +228,8 @@ class JobRunner:
                 session.refresh(current)
             if current is None or current.status != JobStatus.running:
                 raise JobCancelled(ctx.job_id)
+            if current.lease_owner != owner:
+                raise LeaseLost(ctx.job_id)
             self.bus.emit(session, ctx.job_id, str(event.get("type", "event")), data)
             if event.get("type") == "node_finished" and ctx.steps:
                 ctx.finished.add(str(event.get("node")))

@@ -267,8 +267,14 @@ def requeue(session: Session, job_id: str, owner: str) -> bool:
 
 
 def set_progress(session: Session, job_id: str, progress: float) -> None:
+    """Raise the job's progress, never lower it.
+
+    A resumed job counts the nodes it finishes from zero again; a conditional update keeps the
+    progress it had reached before its worker died.
+    """
+    value = max(0.0, min(progress, 1.0))
     session.execute(
-        update(Job).where(col(Job.id) == job_id).values(progress=max(0.0, min(progress, 1.0)))
+        update(Job).where(col(Job.id) == job_id, col(Job.progress) < value).values(progress=value)
     )
     session.commit()
 
