@@ -1,47 +1,39 @@
-"""The three products on a small gold set: routed graph vs every node pinned to the priciest model.
+"""The three products over the local ladder: routed vs every node pinned to the largest rung, and
+to the smallest.
 
-Builds a throw-away MODELYARD_HOME (never ~/.modelyard) with three models:
+Builds a throw-away MODELYARD_HOME (never ~/.modelyard) holding the local ladder, each rung a
+llama.cpp model priced by its measured speed x the machine's cost per hour:
 
-* ``smollm2-135m``: the bundled SmolLM2-135M-Instruct GGUF, local (llama.cpp, in-process);
-* ``gemma3-270m``: the bundled Gemma-3-270M base GGUF (completion only), local;
-* ``remote-smollm2``: a real ``llama_cpp.server`` subprocess on 127.0.0.1 (OpenAI-compatible, the
-  API vLLM serves) with SmolLM2 behind it, registered with a per-token price (default $0.50 /
-  $1.50 per 1M tokens in/out) to stand in for a bigger paid model.
+* ``smollm2-135m`` (SmolLM2-135M-Instruct Q4_1), ``qwen2.5-coder-0.5b`` and ``qwen2.5-coder-1.5b``
+  (Qwen2.5-Coder-Instruct Q4_K_M), pulled as ``yard models pull`` does (``--models-dir`` reuses
+  GGUF files joined before instead of copying them again).
 
-Every model is scored first on the first ``--eval-limit`` items of each built-in suite (what
-``yard models eval NAME --limit N`` does, via ``evaluate_model``), so routing has measured
-quality and speed to work with.  The scores double as warm-up: every model is loaded before the
-first timed job.
+No duplicated weights stand in for a paid "remote" model any more: the comparison is the ladder
+itself.  Every model is scored first on the first ``--eval-limit`` items of each built-in suite
+(``evaluate_model``, as the quick evaluation at pull time does), so routing has measured quality,
+speed and answer lengths to work with; the scores double as warm-up.
 
 Then each product (ticket-triage, doc-summary, extract) runs on the first ``--items`` items of
-its gold set (``bench/data/products_gold.jsonl``, written for this project) in two modes, item by
-item so that machine-load swings hit both modes alike:
+its gold set (``bench/data/products_gold.jsonl``, 60 per product) in three modes, item by item so
+that machine-load swings hit every mode alike:
 
 (a) routed: the product's own TaskSpecs (default job options, i.e. ``best_effort``);
-(b) pinned: job option ``{"model": NAME}``, which pins every node (``nodes.node_spec``) to the
-    most expensive model, by default ``remote-smollm2``: the stand-in for a big paid model.
+(b) largest: job option ``{"model": <largest rung>}``, which pins every node to it;
+(c) smallest: every node pinned to the smallest rung.
 
-The model-set table also shows the router's expected cost of a reference call (300 prompt tokens,
-200 output tokens) per model.  Local models are priced by measured wall time x the machine cost
-per hour, so on a slow or busy machine a local model can come out pricier than the remote; the
-script then says so, and ``--pin auto`` pins to the router's priciest instead.
-
-llama.cpp runs with ``--threads`` threads (default 1, in-process and in the server): on a busy
-2-core machine two spinning threads per model run 3-5x slower than one.
-
-Per product and mode it prints the mean wall latency per job, the cost per 1,000 jobs (the sum of
+Per product and mode it prints the p50 wall latency per job, the cost per 1,000 jobs (the sum of
 the job's ``Call.cost_usd`` rows, which the cascade writes for every attempt, escalations and
-failed jobs included; cross-checked against the job's trace) and quality:
+failed jobs included) and the product's one quality metric:
 
-* ticket-triage: accuracy of category and of urgency against the gold labels (their mean);
+* ticket-triage: category accuracy against the gold label (urgency accuracy shown beside);
 * doc-summary: share of the gold key facts covered by summary + key points (the eval suites'
   ``fact_covered``: >= 2/3 of a fact's content words present);
 * extract: share of gold fields whose value matches (the eval suites' ``score_extract``).
 
 A job that raises scores 0 and still counts its billed calls.
 
-    .venv/bin/python bench/products.py [--items 4] [--eval-limit 3] [--quick] [--pin auto]
-                                       [--dump jobs.jsonl]
+    .venv/bin/python bench/products.py [--items 4] [--eval-limit 3] [--quick]
+        [--models-dir DIR] [--products ticket-triage] [--dump jobs.jsonl]
 """
 
 from __future__ import annotations
@@ -51,7 +43,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,14 +54,12 @@ from typing import Any
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from _server import start_server
 from modelyard_agents.registry import PRODUCTS
 from modelyard_registry import bundled
 from modelyard_registry.db import session_scope
 from modelyard_registry.evals.metrics import score_extract, score_summarize
 from modelyard_registry.evals.runner import evaluate_model
 from modelyard_registry.local_models import register_gguf
-from modelyard_registry.remote_models import register_remote
 from modelyard_registry.routing.candidates import MachineLimits
 from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.routing.decide import decide
@@ -85,7 +74,8 @@ from sqlmodel import col, select
 
 GOLD = Path(__file__).with_name("data") / "products_gold.jsonl"
 PRODUCT_ORDER = ("ticket-triage", "doc-summary", "extract")
-REMOTE = "remote-smollm2"
+LADDER = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+MODES = ("routed", "largest", "smallest")
 console = Console(width=200)
 
 
@@ -106,7 +96,7 @@ def quality(product: str, output: dict[str, Any] | None, gold: dict[str, Any]) -
             return {"category": 0.0, "urgency": 0.0, "quality": 0.0}
         cat = float(output["category"] == gold["category"])
         urg = float(output["urgency"] == gold["urgency"])
-        return {"category": cat, "urgency": urg, "quality": (cat + urg) / 2}
+        return {"category": cat, "urgency": urg, "quality": cat}
     if product == "doc-summary":
         if output is None:
             return {"quality": 0.0}
@@ -172,24 +162,18 @@ def run_job(
     })
 
 
-def build_catalogue(
-    settings: Settings, args: argparse.Namespace
-) -> tuple[list[str], subprocess.Popen[bytes]]:
-    """Register the three models; returns their names and the server process to stop later."""
-    smol = bundled.BUNDLED["smollm2-135m"]
-    gemma = bundled.BUNDLED["gemma3-270m"]
-    target = settings.models_dir / gemma.filename  # assembled as tests/conftest.py gemma_path
-    bundled.assemble(gemma.parts(), target, gemma.sha256, None)
-    server, base = start_server(smol.parts()[0], "smollm2", args.threads)
+def build_catalogue(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """Register the ladder (smallest first); reuse joined files from ``--models-dir``."""
     with session_scope(settings.effective_database_url) as session:
-        register_gguf(session, settings, name="smollm2-135m", path=smol.parts()[0],
-                      capabilities=list(smol.capabilities), sha256=smol.sha256)
-        register_gguf(session, settings, name="gemma3-270m", path=target,
-                      capabilities=list(gemma.capabilities), sha256=gemma.sha256)
-        register_remote(session, settings, name=REMOTE, base_url=base, served_name="smollm2",
-                        response_format="json_object", price_in=args.price_in,
-                        price_out=args.price_out)
-    return ["smollm2-135m", "gemma3-270m", REMOTE], server
+        for name in LADDER:
+            model = bundled.BUNDLED[name]
+            joined = args.models_dir / model.filename if args.models_dir else None
+            if joined is not None and joined.exists():
+                register_gguf(session, settings, name=name, path=joined,
+                              capabilities=list(model.capabilities), sha256=model.sha256)
+            else:
+                bundled.pull(session, settings, name)
+    return list(LADDER)
 
 
 def score_models(
@@ -224,23 +208,28 @@ def most_expensive(settings: Settings) -> tuple[str, Table]:
     return max(expected, key=lambda n: expected[n]), table
 
 
-def report(results: dict[tuple[str, str], ModeResult], pinned_to: str) -> Table:
-    table = Table(title=f"Products: routed vs every node pinned to {pinned_to}",
-                  header_style="bold")
-    for column in ("product", "mode", "jobs ok", "mean latency s", "$ / 1k jobs", "quality",
+def p50(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else float("nan")
+
+
+def report(results: dict[tuple[str, str], ModeResult], pins: dict[str, str]) -> Table:
+    table = Table(title="Products: routed vs every node pinned to the largest / smallest rung "
+                  f"({pins['largest']} / {pins['smallest']})", header_style="bold")
+    for column in ("product", "mode", "jobs ok", "p50 latency s", "$ / 1k jobs", "quality",
                    "detail", "calls by model", "not accepted"):
-        table.add_column(column, justify="right" if column[0] in "j$mqn" else "left")
+        table.add_column(column, justify="right" if column[0] in "jp$qn" else "left")
     for product in PRODUCT_ORDER:
-        for mode in ("routed", "pinned"):
+        for mode in MODES:
             r = results.get((product, mode))
             if r is None or not r.latencies:
                 continue
             n = len(r.latencies)
             detail = {"doc-summary": "key-fact coverage", "extract": "field exact-match"}.get(
-                product) or f"cat {r.mean('category'):.2f} / urg {r.mean('urgency'):.2f}"
+                product) or f"category (urgency {r.mean('urgency'):.2f})"
             table.add_row(
                 product, mode, f"{n - len(r.failures)}/{n}",
-                f"{sum(r.latencies) / n:.2f}", f"{1000 * sum(r.costs) / n:.4f}",
+                f"{p50(r.latencies):.2f}", f"{1000 * sum(r.costs) / n:.4f}",
                 f"{r.mean('quality'):.2f}", detail,
                 ", ".join(f"{m}:{k}" for m, k in r.calls.most_common()), str(r.escalations),
             )
@@ -251,33 +240,33 @@ def report(results: dict[tuple[str, str], ModeResult], pinned_to: str) -> Table:
 def ratios(results: dict[tuple[str, str], ModeResult]) -> list[str]:
     lines = []
     for product in PRODUCT_ORDER:
-        a, b = results.get((product, "routed")), results.get((product, "pinned"))
+        a, b = results.get((product, "routed")), results.get((product, "largest"))
         if not a or not b or not a.latencies or not b.latencies:
             continue
         cost = sum(a.costs) / sum(b.costs) if sum(b.costs) else float("nan")
-        lat = sum(a.latencies) / sum(b.latencies)
-        lines.append(f"  {product:14s} routed/pinned: cost x{cost:.2f}, latency x{lat:.2f}, "
-                     f"quality {a.mean('quality'):.2f} vs {b.mean('quality'):.2f}")
+        quality = a.mean("quality") / b.mean("quality") if b.mean("quality") else float("nan")
+        lines.append(f"  {product:14s} routed/largest: quality x{quality:.2f} "
+                     f"({a.mean('quality'):.2f} vs {b.mean('quality'):.2f}), cost x{cost:.2f}, "
+                     f"p50 latency x{p50(a.latencies) / p50(b.latencies):.2f} "
+                     "(target: quality >= 0.95x at cost <= 0.6x)")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=4, help="gold items per product (max 8)")
+    parser.add_argument("--items", type=int, default=4, help="gold items per product (max 60)")
     parser.add_argument("--eval-limit", type=int, default=3,
                         help="items per eval suite used to score each model")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 items per product, 2 eval items per suite")
     parser.add_argument("--products", default=",".join(PRODUCT_ORDER),
                         help="comma-separated subset of " + ", ".join(PRODUCT_ORDER))
-    parser.add_argument("--price-in", type=float, default=0.50, help="remote USD per 1M in")
-    parser.add_argument("--price-out", type=float, default=1.50, help="remote USD per 1M out")
     parser.add_argument("--threads", type=int, default=1,
-                        help="llama.cpp threads (in-process and server); 1 is fastest on a "
-                        "busy 2-core machine, where spinning threads contend")
-    parser.add_argument("--pin", default=REMOTE,
-                        help="model for the pinned mode; 'auto': the one the router expects "
-                        f"to cost most for a reference call (default: {REMOTE})")
+                        help="llama.cpp threads; 1 is fastest on a busy 2-core machine, where "
+                        "spinning threads contend")
+    parser.add_argument("--models-dir", type=Path,
+                        help="a folder holding the joined ladder GGUFs (e.g. ~/.modelyard/models)"
+                        ", registered in place instead of copied")
     parser.add_argument("--dump", type=Path, help="write every job (output, calls) as JSONL")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
     args = parser.parse_args()
@@ -293,37 +282,31 @@ def main() -> None:
     settings = Settings()
     started = time.perf_counter()
     runtimes = RuntimeFactory(settings)
-    server: subprocess.Popen[bytes] | None = None
     results: dict[tuple[str, str], ModeResult] = {}
     try:
-        names, server = build_catalogue(settings, args)
+        names = build_catalogue(settings, args)
         console.print(f"home {home}; scoring {', '.join(names)} on {args.eval_limit} items/suite")
         score_models(settings, runtimes, names, args.eval_limit)
-        priciest, model_table = most_expensive(settings)
-        pinned_to = priciest if args.pin == "auto" else args.pin
-        if pinned_to != priciest:
-            console.print(f"  note: the router expects {priciest} to cost most for the "
-                          f"reference call, not {pinned_to} (local models are priced by their "
-                          "measured wall time x machine cost)")
+        _priciest, model_table = most_expensive(settings)
+        pins = {"largest": LADDER[-1], "smallest": LADDER[0]}
         cascade = Cascade(lambda: session_scope(settings.effective_database_url), settings,
                           runtimes)
         gold = load_gold(args.items)
-        modes = {"routed": {}, "pinned": {"model": pinned_to}}
+        modes: dict[str, dict[str, Any]] = {
+            "routed": {}, "largest": {"model": pins["largest"]},
+            "smallest": {"model": pins["smallest"]}}
         bench_start = time.perf_counter()
         for product in products:
             t = time.perf_counter()
-            for item in gold[product]:  # both modes per item: load swings hit both alike
+            for item in gold[product]:  # every mode per item: load swings hit all alike
                 for mode, options in modes.items():
                     result = results.setdefault((product, mode), ModeResult())
                     run_job(product, item, mode, options, cascade, settings, result)
-            console.print(f"  ran {product:14s} {len(gold[product])} items x 2 modes "
+            console.print(f"  ran {product:14s} {len(gold[product])} items x {len(modes)} modes "
                           f"({time.perf_counter() - t:.0f} s)")
         bench_s = time.perf_counter() - bench_start
     finally:
         runtimes.close()
-        if server is not None:
-            server.terminate()
-            server.wait(10)
         if not args.keep_home:
             shutil.rmtree(home, ignore_errors=True)
 
@@ -334,7 +317,7 @@ def main() -> None:
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
     console.print()
     console.print(model_table)
-    console.print(report(results, pinned_to))
+    console.print(report(results, pins))
     console.print("\n".join(ratios(results)))
     for (product, mode), r in results.items():
         for failure in r.failures:

@@ -1,8 +1,10 @@
 """What routing saves: cost and quality of four strategies on held-out eval items.
 
-Registers the bundled SmolLM2-135M and Gemma-3-270M in a throw-away MODELYARD_HOME, plus (unless
---no-remote) a real llama_cpp.server on 127.0.0.1 serving SmolLM2, registered with a per-token
-price to stand in for an expensive remote model.  Then:
+Registers the local ladder in a throw-away MODELYARD_HOME: SmolLM2-135M and Qwen2.5-Coder-0.5B
+as local llama.cpp models, and Qwen2.5-Coder-1.5B as a remote entry, a real llama_cpp.server on
+127.0.0.1 (the API vLLM serves) registered with a per-token price: the top rung stands in for a
+paid model with its own weights, never a duplicate of a local one (--no-remote: the 1.5B runs
+locally too).  ``--models-dir`` reuses joined ladder GGUFs instead of copying them.  Then:
 
 1. scores every model on the first --limit items of each suite (`evaluate_model`, as
    `yard models eval --limit` does), so the router has measured quality and speed;
@@ -93,12 +95,14 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=6, help="next items per suite to compare")
     parser.add_argument("--min-quality", type=float, default=0.5)
     parser.add_argument("--no-remote", action="store_true")
+    parser.add_argument("--models-dir", type=Path, help="folder with the joined ladder GGUFs")
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (server too)")
     parser.add_argument("--price-in", type=float, default=0.60, help="remote USD per 1M in")
     parser.add_argument("--price-out", type=float, default=2.40, help="remote USD per 1M out")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="yard-savings-"))
-    settings = Settings(home=home)
+    settings = Settings(home=home, n_threads=args.threads)
     url = settings.effective_database_url
     rate = settings.machine_cost_per_hour
     server = None
@@ -106,21 +110,26 @@ def main() -> None:
     runtimes = RuntimeFactory(settings)
     try:
         with session_scope(url) as session:
-            smol = bundled.BUNDLED["smollm2-135m"]
-            register_gguf(session, settings, name="smollm2", path=smol.parts()[0],
-                          capabilities=list(smol.capabilities), sha256=smol.sha256)
-            gemma = bundled.BUNDLED["gemma3-270m"]
-            target = settings.models_dir / gemma.filename
-            bundled.assemble(gemma.parts(), target, gemma.sha256, None)
-            register_gguf(session, settings, name="gemma", path=target,
-                          capabilities=list(gemma.capabilities), sha256=gemma.sha256)
-            names = ["smollm2", "gemma"]
+            paths = {}
+            for name in ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"):
+                model = bundled.BUNDLED[name]
+                joined = args.models_dir / model.filename if args.models_dir else None
+                if joined is None or not joined.exists():
+                    joined = settings.models_dir / model.filename
+                    settings.models_dir.mkdir(parents=True, exist_ok=True)
+                    bundled.assemble(bundled.ensure_installed(model), joined, model.sha256, None)
+                paths[name] = joined
+                if name != "qwen2.5-coder-1.5b" or args.no_remote:
+                    register_gguf(session, settings, name=name, path=joined,
+                                  capabilities=list(model.capabilities), sha256=model.sha256)
+            names = list(paths) if args.no_remote else ["smollm2-135m", "qwen2.5-coder-0.5b"]
             if not args.no_remote:
-                server, base = start_server(smol.parts()[0], "smollm2")
-                register_remote(session, settings, name="remote-smollm2", base_url=base,
-                                served_name="smollm2", price_in=args.price_in,
+                server, base = start_server(paths["qwen2.5-coder-1.5b"], "qwen-1.5b",
+                                            args.threads)
+                register_remote(session, settings, name="remote-qwen2.5-coder-1.5b",
+                                base_url=base, served_name="qwen-1.5b", price_in=args.price_in,
                                 price_out=args.price_out, response_format="json_object")
-                names.append("remote-smollm2")
+                names.append("remote-qwen2.5-coder-1.5b")
 
             print(f"models: {', '.join(names)}; machine cost ${rate}/h; remote price "
                   f"${args.price_in}/${args.price_out} per 1M in/out; scoring on {args.limit} "
