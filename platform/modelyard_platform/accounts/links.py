@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from ..models import AccountLink, LinkKind, User, as_utc
 from .errors import LinkInvalid
+from .passwords import check_strength
 from .users import set_password
 
 PATHS = {LinkKind.invite: "/invite/", LinkKind.reset: "/reset/"}
@@ -67,6 +68,7 @@ def use_link(session: Session, token: str, kind: LinkKind, password: str, *,
              min_length: int) -> User:
     """Set the password a link allows, once; the person's old sessions end."""
     row, user = open_link(session, token, kind)
+    check_strength(password, email=user.email, min_length=min_length)  # before any change
     row.used_at = utcnow()
     session.add(row)
     set_password(session, user, password, min_length=min_length)  # commits both, or neither

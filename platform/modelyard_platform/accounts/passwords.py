@@ -18,8 +18,9 @@ _DUMMY_HASH = _HASHER.hash("modelyard-dummy-password")
 
 @cache
 def common_passwords() -> frozenset[str]:
+    """The shipped list; its header lines start with "# " (no listed password does)."""
     lines = COMMON_FILE.read_text(encoding="utf-8").splitlines()
-    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("# "))
 
 
 def check_strength(password: str, *, email: str, min_length: int) -> None:
