@@ -53,6 +53,8 @@ class Call(SQLModel, table=True):
     cost_usd: float = 0.0
     outcome: str = Field(description="accepted | escalated | error")
     reason: str = ""
+    validated: bool = Field(default=False, description="A validator judged the answer, so the "
+                            "outcome is routing evidence (unvalidated acceptances are not).")
     completion: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSON),
         description="What an accepted attempt returned (text, finish reason, logprobs), so a "

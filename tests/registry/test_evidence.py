@@ -145,17 +145,19 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
 
 
 def _calls(session: Session) -> None:
-    """What the cascade records: a chat call of team 1 (escalated, then accepted), a job node of
-    team 2, each with its kept request text."""
+    """What the cascade records: a chat call of team 1 (escalated, then accepted by its
+    validator), a job node of team 2, a chat call nothing checked, each with its request text."""
     session.add_all([
         Call(request_id="chatcmpl-a", team_id=1, node="chat", kind="chat", attempt=1,
-             model_name="small", outcome="escalated", cost_usd=0.001),
+             model_name="small", outcome="escalated", cost_usd=0.001, validated=True),
         Call(request_id="chatcmpl-a", team_id=1, node="chat", kind="chat", attempt=2,
-             model_name="big", outcome="accepted", cost_usd=0.01),
+             model_name="big", outcome="accepted", cost_usd=0.01, validated=True),
         Call(request_id="job9:classify:1", job_id="job9", team_id=2, node="classify",
-             kind="classify", attempt=1, model_name="small", outcome="accepted"),
+             kind="classify", attempt=1, model_name="small", outcome="accepted", validated=True),
         Call(request_id="chatcmpl-err", team_id=1, node="chat", kind="chat", attempt=1,
              model_name="small", outcome="error"),
+        Call(request_id="chatcmpl-free", team_id=1, node="chat", kind="chat", attempt=1,
+             model_name="small", outcome="accepted"),  # no validator: accepted, not graded
     ])
     record_call_input(session, request_id="chatcmpl-a", kind="chat", text="Hello there",
                       team_id=1, node="chat")
@@ -163,6 +165,7 @@ def _calls(session: Session) -> None:
     record_call_input(session, request_id="job9:classify:1", kind="classify",
                       text="Refund please", team_id=2, job_id="job9", node="classify")
     record_call_input(session, request_id="chatcmpl-err", kind="chat", text="x", team_id=1)
+    record_call_input(session, request_id="chatcmpl-free", kind="chat", text="y", team_id=1)
     session.commit()
 
 
@@ -172,7 +175,7 @@ def test_validator_verdicts_and_feedback_become_outcomes(db: Session) -> None:
     assert db.get(CallInput, "chatcmpl-a").text == "Hello there"  # type: ignore[union-attr]
     outcomes = {(o.item_id, o.model): o for o in load_outcomes(db)}
     assert set(outcomes) == {("chatcmpl-a", "small"), ("chatcmpl-a", "big"),
-                             ("job9:classify:1", "small")}  # errors teach nothing
+                             ("job9:classify:1", "small")}  # errors, unchecked: nothing
     assert outcomes[("chatcmpl-a", "small")].score == 0.0
     assert outcomes[("chatcmpl-a", "big")].score == 1.0
     assert outcomes[("chatcmpl-a", "big")].source is OutcomeSource.validator

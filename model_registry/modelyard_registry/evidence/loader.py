@@ -77,7 +77,8 @@ def count_outcomes_since(session: Session, since: datetime) -> int:
         select(func.count())
         .select_from(Call)
         .join(CallInput, col(CallInput.request_id) == col(Call.request_id))
-        .where(col(Call.created_at) > since, col(Call.outcome).in_(GRADED_CALLS))
+        .where(col(Call.created_at) > since, col(Call.outcome).in_(GRADED_CALLS),
+               col(Call.validated).is_(True))
     ).one()
     return int(total)
 
@@ -119,6 +120,8 @@ def _call_outcomes(session: Session, kind: str | None, since: datetime | None) -
             continue
         if note is not None:
             score, source = note.score, OutcomeSource.feedback
+        elif not call.validated:  # accepted because nothing checked it: not evidence
+            continue
         else:
             score = 1.0 if call.outcome == "accepted" else 0.0
             source = OutcomeSource.validator

@@ -61,6 +61,7 @@ class Attempt:
     reason: str
     ttft_s: float | None = None
     error: Exception | None = dataclasses.field(default=None, compare=False, repr=False)
+    validated: bool = False  # a validator judged it: its outcome is routing evidence
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,8 @@ class Cascade:
         outcome: Outcome = "accepted" if ok else "escalated"
         reason = f"{verdict.reason}; {why}" if ok else f"rejected: {why}; {moving_on}"
         attempt = Attempt(verdict.name, completion.prompt_tokens, completion.completion_tokens,
-                          completion.latency_s, cost, outcome, reason, completion.ttft_s)
+                          completion.latency_s, cost, outcome, reason, completion.ttft_s,
+                          validated=validator is not None)
         return attempt, completion
 
     def _mark_unhealthy(self, name: str, error: str) -> None:
@@ -327,6 +329,7 @@ class Cascade:
                 prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
                 latency_s=attempt.latency_s, ttft_s=attempt.ttft_s, cost_usd=attempt.cost_usd,
                 outcome=attempt.outcome, reason=attempt.reason[:1000],
+                validated=attempt.validated,
                 completion=None if accepted is None else stored_completion(accepted),
             ))
             if index == 1:  # the request's text, once, so its verdicts become evidence

@@ -117,4 +117,10 @@ def test_trained_predictions_order_the_cascade_and_a_rejection_becomes_evidence(
     validator = [o for o in load_outcomes(evidenced, kind="qa")
                  if o.source == OutcomeSource.validator and o.item_id == "req-fruit"]
     assert ("gemma", 0.0) in {(o.model, o.score) for o in validator}
+    assert all(o.model != "smollm2" or o.score == 1.0 for o in validator)  # accepted, checked
+
+    unchecked = cascade.run(spec, ask("What is the capital city of Laos?"),
+                            request_id="req-free")
+    assert unchecked.attempts[0].validated is False
+    assert not [o for o in load_outcomes(evidenced) if o.item_id == "req-free"]
     assert new_evidence(evidenced) >= 1

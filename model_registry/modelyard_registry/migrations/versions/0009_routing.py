@@ -1,4 +1,5 @@
-"""Trained routing predictors: one row per version (the files live under home/routing).
+"""Trained routing predictors: one row per version (the files live under home/routing); calls
+say whether a validator judged them (only judged outcomes are routing evidence).
 
 Revision ID: 0009_routing
 Revises: 0003
@@ -29,8 +30,13 @@ def upgrade() -> None:
         sa.Column("metrics", sa.JSON(), nullable=False),
     )
     op.create_index("ix_routing_versions_created_at", "routing_versions", ["created_at"])
+    with op.batch_alter_table("calls") as batch:
+        batch.add_column(sa.Column("validated", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("calls") as batch:
+        batch.drop_column("validated")
     op.drop_index("ix_routing_versions_created_at", table_name="routing_versions")
     op.drop_table("routing_versions")
