@@ -3,6 +3,8 @@ throttling, CSRF, cookie properties, trusted proxies and the session secret."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from modelyard_platform.accounts import BadConfiguration
@@ -250,3 +252,19 @@ def test_unknown_page_is_an_html_404(user_client: TestClient) -> None:
     assert response.status_code == 404
     assert "text/html" in response.headers["content-type"]
     assert "Not found" in response.text
+
+
+def test_a_person_in_two_teams_switches_between_them(client: TestClient, people: People,
+                                                     settings: Settings) -> None:
+    add_person(settings, people.member, "ops", Role.member)  # mel joins ops too
+    sign_in(client, people.member)
+    page = client.get("/account")
+    found = re.findall(r'<option value="(\d+)"[^>]*>(\w+) \(member\)', page.text)
+    teams = {name: int(i) for i, name in found}
+    assert set(teams) == {"ops", "web"}
+    token = csrf_of(page.text)
+    stranger = client.post("/account/team", data={"csrf": token, "team_id": "99999"})
+    assert stranger.status_code == 403
+    moved = client.post("/account/team", data={"csrf": token, "team_id": str(teams["ops"])})
+    assert moved.status_code == 303
+    assert 'title="Signed in as mel@web.example, team ops"' in client.get("/").text
