@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..catalog import Backend
+from ..catalog import Backend, Capability
 from ..pricing import expected_local_cost, remote_cost
 from ..settings import Settings
 from ..taskspec import TaskKind
 
 LOCAL = Backend.llama_cpp.value
+_TEXT = frozenset({Capability.chat.value, Capability.completion.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +39,13 @@ class Candidate:
     output_tokens: dict[str, float] = field(default_factory=dict)
     is_local: bool = field(init=False)
     mean_score: float | None = field(init=False)  # generic chat's quality
+    embeddings_only: bool = field(init=False)  # serves embeddings, never generates text
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_local", self.backend == LOCAL)
+        object.__setattr__(self, "embeddings_only",
+                           Capability.embeddings.value in self.capabilities
+                           and not self.capabilities & _TEXT)
         mean = sum(self.scores.values()) / len(self.scores) if self.scores else None
         object.__setattr__(self, "mean_score", mean)
 

@@ -54,8 +54,6 @@ from .verdicts import (
 _DISABLED: Failure = ("disabled", ())
 _UNHEALTHY: Failure = ("unhealthy", ())
 _EMBEDDINGS_ONLY: Failure = ("serves embeddings only", ())
-_EMBEDDINGS = Capability.embeddings.value
-_TEXT = frozenset({Capability.chat.value, Capability.completion.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +122,7 @@ def decide(
         _check_pinned(pinned, required, candidates)
 
     predicted = bool(predictions)
+    predicted_for = predictions.get if predictions else None
     if rule is None:
         rule = identity_rule(spec.min_quality)
     out_tokens = spec.max_output_tokens
@@ -144,9 +143,12 @@ def decide(
     for c in candidates:
         name = c.name
         tokens = default_tokens if per_model is None else per_model.get(name, default_tokens)
-        score = c.mean_score if is_chat else c.scores.get(kind)
-        prediction = predictions.get(name) if predictions else None
-        quality = score if prediction is None else prediction.p
+        quality = score = c.mean_score if is_chat else c.scores.get(kind)
+        prediction = None
+        if predicted_for is not None:
+            prediction = predicted_for(name)
+            if prediction is not None:
+                quality = prediction.p
         tps = c.tokens_per_s
         local = c.is_local
         latency: float | None
@@ -175,7 +177,7 @@ def decide(
         for cap in required:
             if cap not in c.capabilities:
                 failures.append(("lacks {}", (cap,)))
-        if _EMBEDDINGS in c.capabilities and not c.capabilities & _TEXT:
+        if c.embeddings_only:
             failures.append(_EMBEDDINGS_ONLY)
         window = c.context_length
         if local and (not window or window > n_ctx):
@@ -202,8 +204,8 @@ def decide(
         if failures:
             append((name, c.backend, quality, cost, latency, fits, failures, score))
         else:
-            v = CandidateVerdict(name, c.backend, quality, cost, latency, "adequate",
-                                 score=score, prediction=prediction)
+            v = CandidateVerdict(name, c.backend, quality, cost, latency, "adequate", None, True,
+                                 None, score, prediction)
             append(v)
             adequate.append(v)
     basis: Basis = "prediction" if predicted else "score"
@@ -277,15 +279,15 @@ def _conclude(
             if chosen.prediction is not None:
                 chosen.reason += f" (evidence {chosen.prediction.evidence:.1f})"
         cheapest = chosen.expected_cost_usd
-        for v in adequate[1:]:  # rendered lazily, like rejection reasons
+        for v in adequate[1:]:  # rendered lazily, like rejection reasons (no setter: hot)
             if v.quality is None:
-                v.failures = [("adequate (unscored, allowed) but ${:.3g} expected > ${:.3g}",
+                v._failures = [("adequate (unscored, allowed) but ${:.3g} expected > ${:.3g}",
                                (v.expected_cost_usd, cheapest))]
             elif utility:
-                v.failures = [("adequate ({} {:.2f} >= {:.2f}) but ranked below {} by utility",
+                v._failures = [("adequate ({} {:.2f} >= {:.2f}) but ranked below {} by utility",
                                (label, v.quality, bar, chosen.name))]
             else:
-                v.failures = [("adequate ({} {:.2f} >= {:.2f}) but ${:.3g} expected > ${:.3g}",
+                v._failures = [("adequate ({} {:.2f} >= {:.2f}) but ${:.3g} expected > ${:.3g}",
                                (label, v.quality, bar, v.expected_cost_usd, cheapest))]
         return Decision(kind, min_q, chosen, f"{chosen.name}: {chosen.reason}", entries,
                         basis=basis, rule=rule_name, threshold=bar, predictions=kept,

@@ -45,7 +45,6 @@ class CandidateVerdict:
         reason: str | None = None,
         fits: bool = True,
         failures: list[Failure] | None = None,
-        *,
         score: float | None = None,
         prediction: Prediction | None = None,
     ) -> None:
@@ -116,7 +115,7 @@ def as_verdict(entry: CandidateVerdict | Row) -> CandidateVerdict:
         return entry
     name, backend, quality, cost, latency, fits, failures, score = entry
     return CandidateVerdict(name, backend, quality, cost, latency, "rejected", None, fits,
-                            failures, score=score)
+                            failures, score)
 
 
 class Decision:
