@@ -6,9 +6,9 @@ rules: ``"maxLength": 1200`` made the grammar code overflow its stack and kill t
 contain such crashes, but a request that cannot work should be refused with a 422 naming the
 keyword, not cost a runner restart.
 
-Caps, measured on SmolLM2 with llama-cpp-python 0.3.36 by building the grammar and sampling a few
-tokens, each schema in its own process; the caps sit at half or less of the last value that
-worked:
+Caps, measured by ``bench/schema_caps.py`` on SmolLM2 with llama-cpp-python 0.3.36 (build the
+grammar, sample a few tokens, each schema in its own process); the caps sit at half or less of
+the last value that worked:
 
 ========================  =====  ===============================================
 keyword                   cap    measured

@@ -175,6 +175,10 @@ def test_generate_json_with_schema(local_model: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     _bad(["generate", "smol", "hi", "--json-schema", str(bad)], "not valid JSON")
+    too_long = tmp_path / "too_long.json"
+    too_long.write_text(json.dumps({"type": "object", "properties": {
+        "a": {"type": "string", "maxLength": 5000}}}))
+    _bad(["generate", "smol", "hi", "--json-schema", str(too_long)], "$.properties.a.maxLength")
 
 
 def test_generate_prints_text_then_figures(local_model: str) -> None:

@@ -15,7 +15,13 @@ import jsonschema
 import psutil
 import pytest
 from llama_cpp import Llama
-from modelyard_registry.errors import BackendCrashed, BackendError, CapabilityMissing, ModelTooLarge
+from modelyard_registry.errors import (
+    BackendCrashed,
+    BackendError,
+    BackendTimeout,
+    CapabilityMissing,
+    ModelTooLarge,
+)
 from modelyard_registry.gguf_info import read_gguf
 from modelyard_registry.runtimes import GenerationRequest, LlamaCppRuntime, LlamaPool
 from modelyard_registry.runtimes.llama_cpp import REPEAT_PENALTY
@@ -201,6 +207,25 @@ def test_closing_a_stream_cancels_it_and_frees_the_model(
     done = runtime.generate(GenerationRequest(prompt="Hello", max_tokens=3))
     assert done.completion_tokens == 3
     assert pool.pid("smollm2") == runner.pid
+
+
+def test_a_hung_runner_is_killed_and_replaced(smollm2_path: Path) -> None:
+    pool = LlamaPool(ram_budget_bytes=2048 * MB, n_threads=2, n_gpu_layers=0, n_ctx=512,
+                     stall_timeout_s=10)
+    try:
+        runtime = smol(pool, smollm2_path)
+        events = runtime.stream(GenerationRequest(prompt="Once upon a time", max_tokens=300))
+        assert next(events).text
+        pid = pool.pid("smollm2")
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # what a native deadlock looks like from outside
+        with pytest.raises(BackendTimeout, match="'smollm2'"):
+            for _ in events:
+                pass
+        assert not psutil.pid_exists(pid)
+        assert runtime.generate(GenerationRequest(prompt="Hi", max_tokens=2)).completion_tokens
+    finally:
+        pool.close()
 
 
 def test_runner_address_space_is_limited(smollm2_path: Path) -> None:

@@ -60,6 +60,12 @@ def test_runner_crash_fails_one_request_and_the_api_lives_on(stack_factory: Stac
         error = refused.json()["error"]
         assert error["type"] == "invalid_input"
         assert error["field"] == "response_format.json_schema.schema.properties.a.maxLength"
+        job = http.post("/v1/products/extract/jobs",
+                        json={"input": {"text": "Order 7 for $4.", "schema": REPRO_SCHEMA}})
+        assert job.status_code == 422  # refused at submission: no job, no worker at risk
+        assert job.json()["error"]["field"] == "input.schema"
+        assert "schema.properties.a.maxLength" in job.json()["error"]["message"]
+        assert http.get("/v1/jobs").json()["data"] == []
 
         # SIGSEGV in the middle of a streamed answer: the stream ends with the error.
         events: list[dict[str, Any]] = []
@@ -107,3 +113,31 @@ def test_runner_crash_fails_one_request_and_the_api_lives_on(stack_factory: Stac
     assert stack.api.poll() is None and stack.api.pid == api_pid
     with stack.client() as http:
         assert http.get("/healthz").status_code == 200
+
+
+def test_a_client_that_goes_away_stops_the_generation(stack_factory: StackFactory) -> None:
+    stack = stack_factory(workers=0)
+    with stack.client() as http:
+        http.timeout = httpx.Timeout(300)
+        with http.stream("POST", "/v1/chat/completions", json={
+            "model": "smollm2-135m", "messages": STORY, "max_tokens": 1500, "stream": True,
+        }) as response:
+            for line in response.iter_lines():
+                if '"content": "' in line and '"content": ""' not in line:
+                    break  # one piece of text, then hang up mid-answer
+        pid = runner_pid(stack)
+        runner = psutil.Process(pid)
+        # 1,500 tokens would keep the runner busy for minutes; a cancelled call goes idle.
+        deadline = time.monotonic() + 120
+        idle = False
+        while not idle and time.monotonic() < deadline:
+            before = sum(runner.cpu_times()[:2])
+            time.sleep(1.0)
+            idle = sum(runner.cpu_times()[:2]) - before < 0.05
+        assert idle
+        answer = http.post("/v1/chat/completions", json={
+            "model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 3,
+        })
+        assert answer.status_code == 200
+        assert runner_pid(stack) == pid

@@ -31,7 +31,11 @@ def load_schema(path: Path) -> dict[str, Any]:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise InvalidInput(f"schema file {path} is not a valid JSON Schema: {exc.message}") from exc
-    check_schema(schema, "--json-schema")
+    try:
+        check_schema(schema, "$")
+    except InvalidInput as exc:
+        raise InvalidInput(f"schema file {path} at {exc.field}: {exc.message}",
+                           field="--json-schema") from None
     return dict(schema)
 
 

@@ -36,7 +36,8 @@ class LlamaPool:
     ``memory_headroom_bytes`` is what a runner may address beyond its model's RAM estimate (the
     interpreter, llama.cpp's buffers, the KV cache); the sum is the runner's ``RLIMIT_AS``, so a
     runaway allocation kills that runner, not the machine.  0 turns the limit off (it is never
-    applied to a runner that offloads to a GPU: GPU drivers reserve huge address ranges).
+    applied to a runner that offloads to a GPU: GPU drivers reserve huge address ranges).  A
+    runner silent for ``stall_timeout_s`` in the middle of a call (a native hang) is killed.
     """
 
     def __init__(
@@ -47,12 +48,14 @@ class LlamaPool:
         n_gpu_layers: int,
         n_ctx: int,
         memory_headroom_bytes: int = 1536 * 2**20,
+        stall_timeout_s: float = 600.0,
     ) -> None:
         self.ram_budget_bytes = ram_budget_bytes
         self.n_threads = n_threads
         self.n_gpu_layers = n_gpu_layers
         self.n_ctx = n_ctx
         self.memory_headroom_bytes = memory_headroom_bytes
+        self.stall_timeout_s = stall_timeout_s
         self._runners: OrderedDict[str, RunnerProcess] = OrderedDict()
         self._lock = threading.Lock()
         self._socket_dir: str | None = None
@@ -119,6 +122,7 @@ class LlamaPool:
             n_threads=self.n_threads,
             n_gpu_layers=self.n_gpu_layers,
             address_space_bytes=limit,
+            stall_timeout_s=self.stall_timeout_s,
         )
 
     def _socket_path(self) -> str:
@@ -139,6 +143,8 @@ class LlamaPool:
 
 def _recv(conn: Connection, runner: RunnerProcess) -> Reply:
     try:
+        if not conn.poll(runner.config.stall_timeout_s):
+            raise runner.stalled()
         return cast(Reply, conn.recv())
     except (EOFError, OSError) as exc:
         raise runner.crashed() from exc

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Client, Connection
 
-from ..errors import BackendCrashed, BackendError
+from ..errors import BackendCrashed, BackendError, BackendTimeout
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class RunnerConfig:
     n_gpu_layers: int
     address_space_bytes: int
     start_timeout_s: float = 120.0
+    stall_timeout_s: float = 600.0
 
 
 class RunnerProcess:
@@ -111,6 +112,15 @@ class RunnerProcess:
                   _describe(code))
         return BackendCrashed(f"the llama.cpp runner for model {self.name!r} crashed "
                               f"({_describe(code)}); it restarts on the next request")
+
+    def stalled(self) -> BackendTimeout:
+        """A runner silent mid-call is hung in native code: kill it, it restarts on next use."""
+        log.error("llama.cpp runner for %s (pid %d) silent for %gs: killed", self.name,
+                  self._proc.pid, self.config.stall_timeout_s)
+        self._proc.kill()
+        self._proc.wait()
+        return BackendTimeout(f"the llama.cpp runner for model {self.name!r} produced nothing "
+                              f"for {self.config.stall_timeout_s:g}s and was restarted")
 
     def stop(self) -> None:
         _stop(self._proc)
