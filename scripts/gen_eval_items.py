@@ -247,7 +247,7 @@ def summary_case(r: random.Random, i: int) -> tuple[str, str, list[str]]:
                 "online orders grew faster than expected last year. Local officials welcomed "
                 "the news.")
         return text, f"{c} will open a {city} warehouse in {month}, creating {jobs} jobs.", \
-            [f"warehouse in {city}", f"{jobs} jobs", month]
+            [f"warehouse in {city}", f"{jobs} jobs", f"open in {month}"]
     app, hours, cause = r.choice(APPS), r.randint(2, 9), r.choice(
         ["a failed database upgrade", "an expired certificate", "a faulty network switch"])
     text = (f"On Friday {app} was unavailable for {hours} hours. The outage was caused by "
