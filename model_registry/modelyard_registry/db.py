@@ -11,6 +11,7 @@ together migrate one after the other and the later ones find nothing to do.
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -23,6 +24,7 @@ from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6D6F64656C  # "model": the advisory lock every migrating process takes
+MIGRATION_LOCK_WAIT_S = 600.0
 CHECKPOINTS_FILE = "checkpoints.db"
 
 
@@ -85,8 +87,15 @@ def migration_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name == "postgresql":
         # Autocommit: a session-level lock needs no transaction, and an open one would block
         # the checkpointer's CREATE INDEX CONCURRENTLY (it waits for every older transaction).
+        # Polled, not a blocking pg_advisory_lock: a process blocked inside that statement holds
+        # a snapshot too, so processes waiting for the lock would deadlock the one holding it.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            try_lock = text("SELECT pg_try_advisory_lock(:k)")
+            deadline = time.monotonic() + MIGRATION_LOCK_WAIT_S
+            while not conn.execute(try_lock, {"k": MIGRATION_LOCK_KEY}).scalar():
+                if time.monotonic() > deadline:
+                    raise TimeoutError("another process has held the migration lock too long")
+                time.sleep(0.2)
             try:
                 yield
             finally:
