@@ -90,9 +90,10 @@ class Settings(BaseSettings):
     n_gpu_layers: int = Field(default=-1, description="-1 offloads all layers when supported.")
     n_ctx: int = Field(default=4096, description="Context window per loaded model (capped).")
     runner_memory_headroom_mb: int = Field(
-        default=1536, ge=0,
+        default=4096, ge=0,
         description="Address space a llama.cpp runner may use beyond its model's RAM estimate "
-        "(RLIMIT_AS); 0 = unlimited.",
+        "(RLIMIT_AS); 0 = unlimited. 1536 aborted (std::bad_alloc) large-vocabulary models "
+        "sampling under a JSON-schema grammar: Gemma-3 (262k tokens), Qwen2.5 (152k).",
     )
 
     # remote runtime
