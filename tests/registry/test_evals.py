@@ -24,6 +24,7 @@ from modelyard_registry.evals.metrics import (
     wilson_interval,
 )
 from modelyard_registry.evals.prompts import build_request, label_schema
+from modelyard_registry.evidence import EvalOutcome
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.scores import Score
 from modelyard_registry.settings import Settings
@@ -171,6 +172,11 @@ def test_yard_models_eval_smollm2_stores_scores_and_replaces_them(
         assert (r["ci_low"], r["ci_high"]) == (round(low, 4), round(high, 4))
     first = _scores(session)
     assert [(m, k, n) for m, k, _, _, n in first] == [("smol", "classify", 3), ("smol", "qa", 3)]
+    items = session.exec(select(EvalOutcome)).all()  # per-item evidence beside each Score
+    assert sorted((i.suite, i.kind) for i in items) == [("classify", "classify")] * 3 + [
+        ("qa", "qa")] * 3
+    assert all(i.text and 0 <= i.score <= 1 and i.cost_usd > 0 and i.completion_tokens > 0
+               for i in items)
 
     # shown by `yard models show` / list through scores_view
     code, out, _ = yard("models", "show", smol, "--json")
@@ -180,6 +186,8 @@ def test_yard_models_eval_smollm2_stores_scores_and_replaces_them(
     code, _, err = yard("models", "eval", smol, "--suite", "classify", "--limit", "3", "--json")
     assert code == 0, err
     assert _scores(session) == first
+    session.expire_all()
+    assert len(session.exec(select(EvalOutcome)).all()) == 6
 
 
 @pytest.mark.slow
