@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -118,6 +119,9 @@ class WebStack:
     admin_key: str
     user_key: str
     home: Path
+    admin_email: str = "admin@ops.example"  # admin of team ops (runs the operator pages)
+    lead_email: str = "lead@web.example"  # admin of team web (invites people)
+    password: str = PASSWORD
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-4000:]
@@ -126,9 +130,19 @@ class WebStack:
 
 def _yard(env: dict[str, str], *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "modelyard_platform", *args], env=env,
-                          capture_output=True, text=True, timeout=180, check=False)
+                          capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"yard {' '.join(args)}: {done.stderr[-2000:]}"
     return done.stdout
+
+
+def _accept_invitation(link: str, password: str) -> None:
+    """Set a first password through the invitation link, as a browser would."""
+    with httpx.Client(timeout=30) as browser:
+        form = browser.get(link)
+        assert form.status_code == 200, form.text
+        done = browser.post(link, data={"csrf": csrf_of(form.text), "password": password,
+                                        "password_again": password})
+        assert done.status_code == 303, done.text
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -151,10 +165,14 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     env.update({"MODELYARD_HOME": str(home), "REDIS_URL": WEB_REDIS_URL,
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True", "MODELYARD_N_THREADS": "2",
                 "MODELYARD_WORKER_CONCURRENCY": "1"})
-    _yard(env, "models", "pull", "smollm2-135m")
-    admin_key = _yard(env, "keys", "create", "--team", "web", "--admin").strip()
-    user_key = _yard(env, "keys", "create", "--team", "web").strip()
     port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env["MODELYARD_PUBLIC_URL"] = base_url
+    _yard(env, "models", "pull", "smollm2-135m")
+    admin_key = _yard(env, "keys", "create", "--team", "ops", "--admin").strip()
+    user_key = _yard(env, "keys", "create", "--team", "web").strip()
+    links = [_yard(env, "users", "create", email, "--team", team, "--admin").strip()
+             for email, team in (("admin@ops.example", "ops"), ("lead@web.example", "web"))]
     procs = []
     try:
         for name, args in (("api", ["api", "--port", str(port)]),
@@ -165,7 +183,12 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
                 stderr=subprocess.STDOUT, start_new_session=True))
             if name == "api":
                 wait_http(f"http://127.0.0.1:{port}/healthz", 60, procs[0])
-        yield WebStack(f"http://127.0.0.1:{port}", admin_key, user_key, home)
+        for link in links:
+            _accept_invitation(link, PASSWORD)
+        echo = httpx.post(f"{base_url}/v1/products/echo/jobs", json={"input": {"message": "ops"}},
+                          headers={"Authorization": f"Bearer {admin_key}"}, timeout=30)
+        assert echo.status_code in (200, 201, 202), echo.text  # a job of another team (ops)
+        yield WebStack(base_url, admin_key, user_key, home)
     finally:
         for proc in procs:
             _stop(proc)
