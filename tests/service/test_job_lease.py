@@ -1,0 +1,97 @@
+"""A worker that lost its job's lease stops at its next step and writes nothing more.
+
+In process, on a real SQLite database: while a product runs, the job's lease lapses and another
+worker claims it (the real ``store.claim``), which is what a worker frozen past its lease wakes up
+to.  The first worker's next progress event must stop it, before it writes an event or an outcome.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import redis.exceptions
+from modelyard_platform.auth import create_key
+from modelyard_platform.jobs import store
+from modelyard_platform.jobs.events import EventBus
+from modelyard_platform.jobs.runner import JobRunner
+from modelyard_platform.jobs.transient import is_transient
+from modelyard_platform.models import Job, JobStatus
+from modelyard_platform.products import EchoInput, EchoOutput
+from modelyard_registry.catalog import utcnow
+from modelyard_registry.db import session_scope
+from modelyard_registry.routing.cascade import Cascade
+from modelyard_registry.runtimes import RuntimeFactory
+from modelyard_registry.settings import Settings
+from pydantic import BaseModel
+from sqlalchemy import update
+from sqlmodel import col
+
+
+class TakenOver:
+    """A product during which another worker takes the job over (its lease having lapsed)."""
+
+    slug = "taken-over"
+    title = "Taken over"
+    description = "Loses its lease between two steps."
+    input_model: type[BaseModel] = EchoInput
+    output_model: type[BaseModel] = EchoOutput
+    steps: tuple[str, ...] = ("first", "second")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.reached_second = False
+
+    def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        ctx.progress({"type": "node_started", "node": "first"})
+        with session_scope(self.settings.effective_database_url) as session:
+            session.execute(update(Job).where(col(Job.id) == ctx.job_id)
+                            .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+            session.commit()
+            assert store.claim(session, ctx.job_id, "another-worker", 30) is not None
+        ctx.progress({"type": "node_finished", "node": "first"})
+        self.reached_second = True
+        return {"message": "written by a worker that no longer owns the job"}
+
+
+def test_a_worker_that_lost_its_lease_stops_at_its_next_step(settings: Settings) -> None:
+    url = settings.effective_database_url
+
+    def sessions() -> Any:
+        return session_scope(url)
+
+    product = TakenOver(settings)
+    with session_scope(url) as session:
+        create_key(session, team="ops")
+        job, _ = store.create_job(session, team_id=1, product=product.slug,
+                                  input_data={"message": "x"}, options={})
+    runner = JobRunner(settings, sessions, Cascade(sessions, settings, RuntimeFactory(settings)),
+                       EventBus(None), {product.slug: product})
+
+    outcome = runner.run(job.id)
+
+    assert outcome.startswith("lost the lease")
+    assert not product.reached_second
+    with session_scope(url) as session:
+        row = store.get_job(session, team_id=None, job_id=job.id)
+        assert row.status == JobStatus.running and row.lease_owner == "another-worker"
+        assert row.result is None and row.error is None
+        events = [(e.type, e.data.get("node")) for e in store.events_after(session, job.id, 0)]
+    assert events == [("status", None), ("status", None), ("node_started", "first")]
+
+
+def test_infrastructure_errors_are_transient_and_job_errors_are_not() -> None:
+    assert is_transient(psycopg.OperationalError("server closed the connection"))
+    assert is_transient(sqlite3.OperationalError("database is locked"))
+    assert is_transient(redis.exceptions.ConnectionError("Connection refused"))
+    try:
+        try:
+            raise psycopg.OperationalError("terminating connection")
+        except psycopg.OperationalError as exc:
+            raise RuntimeError("checkpoint write failed") from exc
+    except RuntimeError as wrapped:
+        assert is_transient(wrapped)
+    assert not is_transient(ValueError("bad input"))
+    assert not is_transient(KeyError("category"))
