@@ -80,16 +80,20 @@ def main() -> None:
                     s["category"] += answer.get("category") == item["gold"]["category"]
                     s["urgency"] += answer.get("urgency") == item["gold"]["urgency"]
                     s["first_label"] += answer.get("category") == CATEGORIES[0]
+            report(stats, settings.n_threads)  # after every item: a cut-short run still reports
     finally:
         factory.close()
-    print(f"ticket-triage classify node, first {len(items)} gold items, "
-          f"{settings.n_threads} llama.cpp threads")
+
+
+def report(stats: dict[tuple[str, str], dict[str, float]], threads: int) -> None:
+    n_items = int(max((s["n"] for s in stats.values()), default=0))
+    print(f"ticket-triage classify node, first {n_items} gold items, {threads} llama.cpp threads")
     print(f"{'model':<22}{'prompt':<10}{'category':>10}{'urgency':>10}{'1st label':>11}"
           f"{'s/item':>8}")
     for (model, prompt), s in stats.items():
         n = s["n"]
         print(f"{model:<22}{prompt:<10}{s['category'] / n:>10.2f}{s['urgency'] / n:>10.2f}"
-              f"{s['first_label'] / n:>11.2f}{s['seconds'] / n:>8.1f}")
+              f"{s['first_label'] / n:>11.2f}{s['seconds'] / n:>8.1f}", flush=True)
 
 
 if __name__ == "__main__":
