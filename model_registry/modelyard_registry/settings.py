@@ -147,6 +147,16 @@ class Settings(BaseSettings):
         "telling it (a Redis broadcast tells it at once).",
     )
     max_body_bytes: int = Field(default=2_000_000, gt=0, description="Largest request body.")
+    max_json_depth: int = Field(
+        default=64, ge=2, description="Deepest JSON nesting a request body may have (422)."
+    )
+    max_messages: int = Field(default=256, ge=1, description="Messages per chat request.")
+    max_message_chars: int = Field(
+        default=400_000, ge=1, description="Characters of all a chat request's messages together."
+    )
+    max_stop: int = Field(default=16, ge=0, description="Stop strings per request.")
+    max_stop_chars: int = Field(default=256, ge=1, description="Characters per stop string.")
+    max_tools: int = Field(default=64, ge=0, description="Tools per chat request.")
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="Requests per API key per minute (0: no limit)."
     )

@@ -17,7 +17,7 @@ from modelyard_registry.errors import CascadeExhausted
 from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.settings import get_settings
 from modelyard_registry.validators import json_schema_validator
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..contract import NodeContext, Product, TraceEntry
 from ..nodes import chat, exhausted_entry, node_spec, observed, routed_call
@@ -27,6 +27,8 @@ SYSTEM = "You summarise documents faithfully and briefly. Never invent facts."
 
 
 class SummaryInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown keys are a 422, never stored
+
     text: str = Field(description="The document (plain text).")
     target_words: int = Field(default=120, ge=20, le=600, description="Length of the summary.")
 

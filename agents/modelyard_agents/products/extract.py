@@ -19,7 +19,7 @@ from langgraph.runtime import Runtime
 from modelyard_registry.errors import CascadeExhausted, InvalidInput
 from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.schema_limits import check_schema as check_schema_limits
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..contract import NodeContext, Product, TraceEntry
 from ..nodes import chat, exhausted_entry, node_spec, observed, routed_call
@@ -74,7 +74,8 @@ class ExtractInput(BaseModel):
     text: str = Field(description="The text to extract from.")
     schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema of the result.")
 
-    model_config = {"populate_by_name": True}
+    # unknown keys are a 422, never stored
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     @field_validator("text")
     @classmethod

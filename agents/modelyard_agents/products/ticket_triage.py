@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 from modelyard_registry.errors import CascadeExhausted
 from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.validators import json_schema_validator
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..contract import NodeContext, Product, TraceEntry
 from ..language import detect_language
@@ -29,6 +29,8 @@ AMOUNT = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
 class TicketInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # unknown keys are a 422, never stored
+
     subject: str = Field(default="", max_length=500, description="Ticket subject line.")
     body: str = Field(max_length=20_000, description="What the customer wrote.")
     customer_tier: Literal["free", "pro", "enterprise"] | None = None

@@ -197,6 +197,11 @@ class Decision:
     def require(self) -> CandidateVerdict:
         """The chosen candidate, or ``NoAdequateModel`` naming the closest one."""
         if self.chosen is None:
+            considered = [v for v in self.candidates if v.failures is not PINNED_OUT]
+            if considered and all(_too_small(v) for v in considered):
+                # No candidate's window holds prompt + max_tokens: name that field.
+                raise NoAdequateModel(f"{self.reason}; lower max_tokens (prompt + max_tokens "
+                                      "must fit the model's context window)", field="max_tokens")
             quality_only = self.closest is not None and self.closest.fits
             raise NoAdequateModel(self.reason, field="min_quality" if quality_only else None)
         return self.chosen
@@ -204,6 +209,11 @@ class Decision:
     def __repr__(self) -> str:
         chosen = self.chosen.name if self.chosen else None
         return f"Decision({self.kind}, chosen={chosen!r}, reason={self.reason!r})"
+
+
+def _too_small(v: CandidateVerdict) -> bool:
+    """Rejected (among other reasons) for its context window (``decide``'s failure text)."""
+    return any(f[0].startswith("context window") for f in v.failures)
 
 
 def rank_key(v: CandidateVerdict) -> tuple[float, float, str]:

@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_web(app)
 
     app.add_middleware(Observe, metrics=services.metrics)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       max_depth=settings.max_json_depth)
     return app
 
 

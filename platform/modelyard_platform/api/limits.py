@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import re
 import threading
 import time
 from collections import defaultdict
@@ -13,6 +15,8 @@ import redis.asyncio as aioredis
 from modelyard_registry.errors import ModelyardError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import error_body
+
 
 class RateLimited(ModelyardError):
     http_status = 429
@@ -20,51 +24,91 @@ class RateLimited(ModelyardError):
 
 
 class BodyLimit:
-    """Answer 413 for bodies over ``max_bytes``, by Content-Length or while reading a stream."""
+    """Read the body first: 413 past ``max_bytes``, 422 for JSON nested past ``max_depth``.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    The whole body is read here (bodies are small JSON documents, capped) and then handed to
+    the app as one message: an oversize chunked body is answered 413 by us instead of surfacing
+    as the framework's 400 "error parsing the body", and deep nesting never reaches a parser,
+    serializer or pickler that would recurse on it (a 500, or a crashed call).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = 64) -> None:
+        self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._reject(send)
+            await _reject(send, 413, "payload_too_large",
+                          f"request body is larger than {self.max_bytes} bytes")
             return
+        chunks: list[bytes] = []
         seen = 0
-        too_big = False
-
-        async def limited() -> Message:
-            nonlocal seen, too_big
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    too_big = True
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay(b"", message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await _reject(send, 413, "payload_too_large",
+                              f"request body is larger than {self.max_bytes} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        content_type = headers.get(b"content-type", b"application/json")
+        if (b"json" in content_type
+                and body.count(b"[") + body.count(b"{") > self.max_depth
+                and json_depth(body) > self.max_depth):
+            await _reject(send, 422, "invalid_input",
+                          f"JSON nested deeper than {self.max_depth} levels")
+            return
+        await self.app(scope, _replay(body, None, receive), send)
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"error": {
-            "type": "payload_too_large",
-            "message": f"request body is larger than {self.max_bytes} bytes",
-        }}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+_OPEN_CLOSE = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
-class _TooLarge(Exception):
-    pass
+def json_depth(body: bytes) -> int:
+    """Deepest ``[``/``{`` nesting of a JSON text, without parsing it (C-speed passes only).
+
+    Strings are dropped (they may hold brackets), brackets become +1/-1 signed bytes, and the
+    running sum's maximum is the depth.  (Callers skip it when the body holds fewer brackets
+    than their cap, as most do.)
+    """
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    steps = memoryview(brackets.translate(_OPEN_CLOSE)).cast("b")
+    return max(itertools.accumulate(steps), default=0)
+
+
+def _replay(body: bytes, first: Message | None, receive: Receive) -> Receive:
+    """A ``receive`` that hands over the body already read, then the client's own messages."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first or {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _reject(send: Send, status: int, type_: str, message: str) -> None:
+    body = json.dumps(error_body(type_, message)).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class RateLimiter:

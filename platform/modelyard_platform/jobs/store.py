@@ -97,9 +97,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, job_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), job_id
+        when = datetime.fromisoformat(stamp)
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("invalid cursor", field="cursor") from None
+    if when.tzinfo is None:  # stored times are UTC-aware: a naive one cannot be compared
+        raise InvalidInput("invalid cursor (its time has no timezone)", field="cursor")
+    return when, job_id
 
 
 def list_jobs(

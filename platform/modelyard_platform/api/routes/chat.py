@@ -21,6 +21,7 @@ from modelyard_registry.errors import InvalidInput, ModelyardError, NotFound
 from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.schema_limits import check_schema
+from modelyard_registry.settings import Settings
 from modelyard_registry.validators import json_schema_validator
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
@@ -58,6 +59,50 @@ class ChatRequest(BaseModel):
     response_format: ResponseFormat | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    n: int = Field(default=1, ge=1, le=1, description="One choice per request.")
+
+    def check_caps(self, settings: Settings) -> None:
+        """The operator's caps on list sizes (``Settings.max_*``): O(fields), before routing.
+
+        Long stop lists slow every generated token while the model's lock is held, and huge
+        message or tool lists cost tokenising and rendering time: each is a 422 naming the
+        field, before any model is touched.
+        """
+        messages = self.messages
+        if len(messages) > settings.max_messages:
+            raise InvalidInput(f"{len(messages)} messages; the limit is {settings.max_messages}",
+                               field="messages")
+        chars = sum(len(m.content) for m in messages)
+        if chars > settings.max_message_chars:
+            raise InvalidInput(f"messages hold {chars:,} characters; the limit is "
+                               f"{settings.max_message_chars:,}", field="messages")
+        stop = self.stop
+        if isinstance(stop, list):
+            if len(stop) > settings.max_stop:
+                raise InvalidInput(f"{len(stop)} stop strings; the limit is {settings.max_stop}",
+                                   field="stop")
+            for i, text in enumerate(stop):
+                if len(text) > settings.max_stop_chars:
+                    raise InvalidInput(f"stop string longer than {settings.max_stop_chars} "
+                                       "characters", field=f"stop.{i}")
+        elif stop is not None and len(stop) > settings.max_stop_chars:
+            raise InvalidInput(f"stop string longer than {settings.max_stop_chars} characters",
+                               field="stop")
+        tools = self.tools
+        if tools:
+            if len(tools) > settings.max_tools:
+                raise InvalidInput(f"{len(tools)} tools; the limit is {settings.max_tools}",
+                                   field="tools")
+            for i, tool in enumerate(tools):
+                function = tool.get("function")
+                params = function.get("parameters") if isinstance(function, dict) else None
+                if params is None:
+                    continue
+                field = f"tools.{i}.function.parameters"
+                if not isinstance(params, dict):
+                    raise InvalidInput("tool parameters must be a JSON Schema object",
+                                       field=field)
+                check_schema(params, field)
 
     def needs_tools(self) -> bool:
         """Whether the call must go to a model with the ``tools`` capability.
@@ -123,6 +168,7 @@ async def chat_completions(
     min_quality: Annotated[str | None, Header(alias="x-modelyard-min-quality")] = None,
     best_effort: Annotated[str | None, Header(alias="x-modelyard-best-effort")] = None,
 ) -> JSONResponse | StreamingResponse:
+    body.check_caps(services.settings)
     pinned = None if body.model == "auto" else body.model
     if pinned is not None and not await services.knows_model(pinned):
         raise NotFound(f"no model {pinned!r} in the catalogue; use \"auto\" or one of "
