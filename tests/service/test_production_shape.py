@@ -20,6 +20,8 @@ from modelyard_platform.jobs import store
 from modelyard_registry.db import checkpoint_file, session_scope
 from modelyard_registry.settings import Settings
 
+from tests.conftest import fresh_redis, redis_test_url
+
 from .conftest import Stack, StackFactory
 
 MIGRATE = "import sys; from modelyard_registry.db import migrate_url; migrate_url(sys.argv[1])"
@@ -102,7 +104,8 @@ def test_a_dropped_database_connection_is_retried_not_failed(
 ) -> None:
     """Every connection of the job's database is terminated while the job's node runs: the
     checkpointer's write fails, the job goes back to the queue and finishes on a retry."""
-    stack = stack_factory(database_url=pg_url)
+    stack = stack_factory(database_url=pg_url,
+                          env={"REDIS_URL": fresh_redis(redis_test_url(15))})
     schema = {"type": "object", "properties": {"invoice": {"type": "string"}},
               "required": ["invoice"]}
     with stack.client() as http:
