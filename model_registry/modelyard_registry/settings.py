@@ -186,6 +186,10 @@ class Settings(BaseSettings):
         "generated once and kept in `home` (mode 0600); a short or placeholder value refuses "
         "to start."
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token accepted on /metrics only, so Prometheus "
+        "scrapes without a team or admin key; unset, /metrics needs an admin key."
+    )
 
     # web accounts: sign-in, sessions, invitations, SSO (modelyard_platform.accounts)
     public_url: str | None = Field(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
+
 import redis
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from ..deps import PrincipalDep, ServicesDep
+from ...auth import Forbidden
+from ..deps import ServicesDep, SessionDep, bearer, get_principal
 from ..services import Services
 
 router = APIRouter(tags=["health"])
@@ -53,6 +56,19 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics(services: ServicesDep, _: PrincipalDep) -> Response:
-    """Prometheus exposition; scrape with any valid key (``authorization`` in the scrape job)."""
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, services: ServicesDep, session: SessionDep) -> Response:
+    """Prometheus exposition, for the metrics token or an admin key.
+
+    Metrics aggregate every team's jobs and spend, so a team key may not read them; Prometheus
+    gets ``MODELYARD_METRICS_TOKEN``, a credential that opens nothing but this endpoint.
+    """
+    token = services.settings.metrics_token
+    given = bearer(request)
+    if not (token and given and hmac.compare_digest(given.encode(),
+                                                    token.get_secret_value().encode())):
+        principal = await get_principal(request, services, session)
+        if not principal.admin:
+            raise Forbidden("/metrics needs the metrics token or an admin key",
+                            field="authorization")
+    return Response(await run_in_threadpool(services.metrics.render),
+                    media_type=CONTENT_TYPE_LATEST)
