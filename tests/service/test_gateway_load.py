@@ -138,3 +138,21 @@ def test_every_answer_has_its_usage_row_when_the_api_is_killed_under_load(
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20,
                       headers={"Authorization": f"Bearer {stack.admin_key}"}) as http:
         assert http.post("/v1/chat/completions", json=BODY).status_code == 200
+
+
+def test_a_key_revoked_from_the_cli_stops_working_in_the_api_within_seconds(
+    stack_factory: StackFactory, instant_backend: str
+) -> None:
+    """The API keeps keys in memory; a revocation made by another process still reaches it."""
+    stack = start(stack_factory, None, instant_backend)
+    key = stack.key("acme")
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=stack.base_url, headers=headers, timeout=20) as http:
+        assert http.post("/v1/chat/completions", json=BODY).status_code == 200  # now cached
+        yard(stack.env, "keys", "revoke", key[:10])
+        deadline = time.monotonic() + 10
+        status = 200
+        while status == 200 and time.monotonic() < deadline:
+            status = http.post("/v1/chat/completions", json=BODY).status_code
+            time.sleep(0.1)
+        assert status == 401
