@@ -14,7 +14,6 @@ models are not served yet: the llama.cpp runners generate text only.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ import httpx
 from sqlmodel import Session
 
 from .catalog import Backend, Capability, find_model
+from .egress import EgressPolicy, read_secret
 from .errors import BackendError, BackendUnreachable, InvalidInput, NotFound
 from .pricing import estimate_tokens
 from .routing.embed import Embedder, default_embedder, semantic_embedder
@@ -59,7 +59,8 @@ def embed(session: Session, settings: Settings, model: str, texts: list[str]) ->
     if entry.backend != Backend.openai_compatible or not entry.base_url:
         raise InvalidInput(f"model {model!r}: only remote embedding models are served",
                            field="model")
-    api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
+    EgressPolicy(settings.egress_allow).check(entry.base_url, field="model")
+    api_key = read_secret(entry.api_key_env, settings.secret_env_allow)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     try:

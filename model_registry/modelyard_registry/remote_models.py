@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from .catalog import (
     validate_response_format,
     validate_slug,
 )
+from .egress import EgressPolicy, check_secret_name, read_secret
 from .errors import Conflict, InvalidInput
 from .runtimes.openai_compat import check_health
 from .settings import Settings
@@ -65,8 +65,12 @@ def register_remote(
     validate_response_format(response_format)
     if find_model(session, name) is not None:
         raise Conflict(f"a model named {name!r} already exists", field="name")
+    check_secret_name(api_key_env, settings.secret_env_allow)
+    policy = EgressPolicy(settings.egress_allow, cache_s=0)
+    for url in urls:
+        policy.check(url)
     if api_key_env and api_key is None:
-        api_key = os.environ.get(api_key_env)
+        api_key = read_secret(api_key_env, settings.secret_env_allow)
     health = "unknown"
     if check:
         for url in urls:
@@ -130,7 +134,7 @@ def refresh_health(
     for entry in entries:
         if entry.backend != Backend.openai_compatible or not entry.base_url:
             continue
-        key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
+        key = read_secret(entry.api_key_env, settings.secret_env_allow)
         ok, error = False, None
         for url in entry.endpoints or [entry.base_url]:  # healthy while any replica answers
             up, why = check_health(url, key, settings.health_timeout_s)

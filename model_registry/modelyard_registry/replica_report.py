@@ -15,8 +15,10 @@ import redis
 from pydantic import BaseModel
 
 from .catalog import Backend, ModelEntry
+from .egress import read_secret
 from .runtimes.openai_compat import check_health
 from .runtimes.replicas import ReplicaState
+from .settings import Settings
 
 KEY = "modelyard:replicas"
 FRESH_S = 5.0
@@ -71,7 +73,7 @@ def rows(entry: ModelEntry, redis_url: str | None, timeout_s: float) -> list[Rep
     """Each endpoint of a remote entry: probed now, with the API processes' counts."""
     if entry.backend != Backend.openai_compatible or not entry.base_url:
         return []
-    key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
+    key = read_secret(entry.api_key_env, Settings().secret_env_allow)
     counts = reported(redis_url, entry.name)
     out = []
     for url in entry.endpoints or [entry.base_url]:

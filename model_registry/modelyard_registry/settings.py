@@ -106,6 +106,20 @@ class Settings(BaseSettings):
         description="Workers probe remote models this often (0: only `yard models check`).",
     )
 
+    secret_env_allow: str = Field(
+        default="MODELYARD_SECRET_*,VLLM_API_KEY",
+        description="Comma-separated name patterns of variables an endpoint's `api_key_env` "
+        "may name; any other is a 422 and is never sent.",
+    )
+    gguf_dirs: str = Field(
+        default="", description="Comma-separated directories `POST /v1/models` may read a "
+        "`gguf_path` from; empty: the model cache under `home` and the bundled models.",
+    )
+    egress_allow: str = Field(
+        default="", description="Comma-separated hosts, addresses or CIDRs endpoints may "
+        "resolve to (empty: any); link-local and metadata addresses are always refused.",
+    )
+
     # routing
     machine_cost_per_hour: float = Field(
         default=0.10, description="USD per hour of this machine; prices local models."

@@ -111,13 +111,13 @@ def test_remote_endpoint_registers_after_check(yard_home: Path, openai_server: s
          "does not serve 'not-served'")
     code, _, err = yard("models", "add", "r", "--endpoint", openai_server, "--served-name",
                         "smollm2", "--price-in", "0.2", "--price-out", "0.6",
-                        "--response-format", "json_object", "--api-key-env", "R_KEY")
+                        "--response-format", "json_object", "--api-key-env", "MODELYARD_SECRET_R_KEY")
     assert code == 0, err
     [entry] = catalogue_json()
     assert entry["backend"] == "openai_compatible"
     assert entry["health"] == "healthy"
     assert (entry["price_in"], entry["price_out"]) == (0.2, 0.6)
-    assert entry["api_key_env"] == "R_KEY"
+    assert entry["api_key_env"] == "MODELYARD_SECRET_R_KEY"
     code, out, err = yard("generate", "r", "Say hi.", "--max-tokens", "8", "--json")
     assert code == 0, err
     result = json.loads(out)

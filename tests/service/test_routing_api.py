@@ -90,12 +90,12 @@ def test_embeddings_through_the_openai_sdk(stack_factory: StackFactory,
 
     # A registered remote embedding model is served through its server: here, this same API.
     settings = Settings(home=stack.home)
-    monkeypatch.setenv("RELAY_KEY", stack.admin_key)
+    monkeypatch.setenv("MODELYARD_SECRET_RELAY_KEY", stack.admin_key)
     with session_scope(settings.effective_database_url) as session:
         catalog.add_model(session, catalog.ModelCreate(
             name="relay-embed", backend=catalog.Backend.openai_compatible,
             base_url=f"{stack.base_url}/v1", served_name="modelyard-embed",
-            api_key_env="RELAY_KEY", capabilities=["embeddings"]))
+            api_key_env="MODELYARD_SECRET_RELAY_KEY", capabilities=["embeddings"]))
         relayed = embed(session, settings, "relay-embed", texts[:1])
     assert np.allclose(relayed.vectors[0], vectors[0], atol=1e-5)
 

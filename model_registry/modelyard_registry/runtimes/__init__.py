@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 from ..catalog import Backend, Capability, ModelEntry
+from ..egress import EgressPolicy, read_secret
 from ..errors import InvalidInput
 from ..settings import Settings
 from .base import Completion, GenerationRequest, Runtime, StreamEvent, drain
@@ -41,6 +41,7 @@ class RuntimeFactory:
             memory_headroom_bytes=settings.runner_memory_headroom_mb * 2**20,
         )
         self.http = shared_client()  # one keep-alive pool for every remote model
+        self.egress = EgressPolicy(settings.egress_allow)
         self.replica_sets: dict[str, ReplicaSet] = {}  # per remote model: in flight, health
         self._replicas_lock = threading.Lock()
 
@@ -58,7 +59,7 @@ class RuntimeFactory:
             )
         if not entry.base_url or not entry.served_name:
             raise InvalidInput(f"model {entry.name!r} has no endpoint")
-        api_key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
+        api_key = read_secret(entry.api_key_env, self.settings.secret_env_allow)
         return OpenAICompatRuntime(
             name=entry.name,
             base_url=entry.base_url,
@@ -71,6 +72,7 @@ class RuntimeFactory:
             max_retries=self.settings.max_retries,
             response_format=entry.response_format,
             client=self.http,
+            egress=self.egress,
         )
 
     def _replicas(self, name: str, urls: list[str], api_key: str | None) -> ReplicaSet:

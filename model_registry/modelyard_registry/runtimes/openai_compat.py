@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx
 
-from ..errors import BackendError, BackendTimeout, BackendUnreachable
+from ..egress import EgressPolicy
+from ..errors import BackendError, BackendTimeout, BackendUnreachable, InvalidInput
 from ..pricing import estimate_tokens
 from .base import Completion, GenerationRequest, Stopwatch, StreamEvent, drain
 from .replicas import Replica, ReplicaSet
@@ -48,11 +49,11 @@ def check_health(base_url: str, api_key: str | None, timeout_s: float,
         get = client.get if client is not None else httpx.get
         response = get(f"{base_url}/models", headers=headers, timeout=timeout_s)
     except httpx.TimeoutException:
-        return False, f"no answer from {base_url} within {timeout_s:g}s"
+        return False, f"no answer within {timeout_s:g}s"
     except httpx.HTTPError as exc:
-        return False, f"cannot reach {base_url}: {exc.__class__.__name__}"
+        return False, f"cannot reach the endpoint: {exc.__class__.__name__}"
     if response.status_code != 200:
-        return False, f"{base_url}/models answered HTTP {response.status_code}"
+        return False, f"GET /models answered HTTP {response.status_code}"
     return True, None
 
 
@@ -80,7 +81,9 @@ class OpenAICompatRuntime:
         response_format: str = "json_schema",
         client: httpx.Client | None = None,
         replicas: ReplicaSet | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
+        self.egress = egress
         self.response_format = response_format
         self.name = name
         self.base_url = base_url
@@ -139,6 +142,12 @@ class OpenAICompatRuntime:
             replica = self.replicas.acquire(tried)
             assert replica is not None  # ``tried`` holds only failures of this round
             base = replica.url
+            if self.egress is not None:
+                try:
+                    self.egress.check(base)  # at call time too: a name can move
+                except InvalidInput as exc:
+                    self.replicas.release(replica)
+                    raise BackendError(f"{self.name}: {exc.message}") from None
             try:
                 request = self.client.build_request("POST", f"{base}/chat/completions",
                                                     json=body, headers=self.headers,
@@ -146,8 +155,9 @@ class OpenAICompatRuntime:
                 response = self.client.send(request, stream=True)
             except httpx.TimeoutException as exc:
                 self.replicas.release(replica)
+                log.warning("%s: no answer from %s", self.name, base)
                 raise BackendTimeout(
-                    f"{self.name}: no answer from {base} within {self.read_timeout_s:g}s"
+                    f"{self.name}: no answer within {self.read_timeout_s:g}s"
                 ) from exc
             except httpx.TransportError as exc:
                 self.replicas.release(replica)
@@ -162,9 +172,11 @@ class OpenAICompatRuntime:
                 self.replicas.release(replica)
                 status = response.status_code
                 if status < 500:
+                    # The remote's words stay in the server log: callers see the status only.
+                    log.warning("%s: %s refused the request (HTTP %d): %s", self.name, base,
+                                status, _error_message(response))
                     raise BackendError(
-                        f"{self.name}: {base} refused the request (HTTP {status}): "
-                        f"{_error_message(response)}"
+                        f"{self.name}: the endpoint refused the request (HTTP {status})"
                     )
                 failure, error = f"HTTP {status}", BackendError(f"HTTP {status}")
             tried.add(base)
@@ -172,7 +184,7 @@ class OpenAICompatRuntime:
                 log.warning("%s: %s from %s, trying another replica", self.name, failure, base)
                 continue
             if attempt >= self.max_retries:
-                where = base if len(tried) == 1 else f"any of {len(tried)} replicas"
+                where = "the endpoint" if len(tried) == 1 else f"any of {len(tried)} replicas"
                 if failure == "connection":
                     raise BackendUnreachable(
                         f"{self.name}: cannot reach {where} ({attempt + 1} attempts)"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from modelyard_registry import catalog
 from modelyard_registry.catalog import ModelUpdate
+from modelyard_registry.egress import check_gguf_path
 from modelyard_registry.errors import InvalidInput
 from modelyard_registry.local_models import register_gguf
 from modelyard_registry.remote_models import register_remote
@@ -59,9 +59,17 @@ class ModelAdd(BaseModel):
         return self
 
 
+# Where a model lives is the operators' business: file paths, internal URLs and the names of
+# secret variables are shown to admins only.
+ADMIN_ONLY_FIELDS = frozenset({"gguf_path", "base_url", "endpoints", "api_key_env"})
+
+
 def _items(session: Session, settings: Settings,
-           entries: list[catalog.ModelEntry] | None = None) -> list[dict[str, Any]]:
-    return [{"id": p.name, "object": "model", "owned_by": "modelyard", **p.model_dump(mode="json")}
+           entries: list[catalog.ModelEntry] | None = None, *, admin: bool = True
+           ) -> list[dict[str, Any]]:
+    hidden = None if admin else ADMIN_ONLY_FIELDS
+    return [{"id": p.name, "object": "model", "owned_by": "modelyard",
+             **p.model_dump(mode="json", exclude=hidden)}
             for p in public_models(session, settings, entries)]
 
 
@@ -70,19 +78,24 @@ def _item(session: Session, settings: Settings, entry: catalog.ModelEntry) -> di
 
 
 @router.get("")
-def list_models(session: SessionDep, services: ServicesDep, _: PrincipalDep) -> dict[str, Any]:
-    """OpenAI-style list (``client.models.list()`` works) with the full catalogue entry.
+def list_models(session: SessionDep, services: ServicesDep, principal: PrincipalDep
+                ) -> dict[str, Any]:
+    """OpenAI-style list (``client.models.list()`` works) with the catalogue entry.
+
+    Non-admin callers get it without ``ADMIN_ONLY_FIELDS``.
 
     Each carries measured speed, the derived local price and ``evaluation`` (was quality
     measured: unmeasured, quick or full).
     """
-    return {"object": "list", "data": _items(session, services.settings)}
+    return {"object": "list",
+            "data": _items(session, services.settings, admin=principal.admin)}
 
 
 @router.get("/{name}")
-def get_model(name: str, session: SessionDep, services: ServicesDep, _: PrincipalDep
+def get_model(name: str, session: SessionDep, services: ServicesDep, principal: PrincipalDep
               ) -> dict[str, Any]:
-    return _item(session, services.settings, catalog.get_model(session, name))
+    entry = catalog.get_model(session, name)
+    return _items(session, services.settings, [entry], admin=principal.admin)[0]
 
 
 @router.post("", status_code=201)
@@ -91,7 +104,7 @@ async def add_model(
 ) -> dict[str, Any]:
     settings = services.settings
     if body.gguf_path is not None:
-        path = Path(body.gguf_path)
+        path = await run_in_threadpool(check_gguf_path, body.gguf_path, settings)
         entry = await run_in_threadpool(
             register_gguf, session, settings, name=body.name, path=path,
             capabilities=body.capabilities,
