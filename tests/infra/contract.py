@@ -165,6 +165,10 @@ def env_var_error(name: str, *, allowed_extra: Iterable[str] = ()) -> str | None
     upper = name.upper()
     if upper in settings_env_names():
         return None
+    # MODELYARD_SECRET_* is the namespace for keys a catalogue entry names (`--api-key-env`),
+    # never a setting; such a name is fine only where an entry really uses it.
+    if upper.startswith("MODELYARD_SECRET_"):
+        return None if name in set(allowed_extra) else f"{name}: no catalogue entry uses it"
     if upper.startswith("MODELYARD_"):
         return f"{name} is not a Settings field (renamed or misspelt?)"
     if name in THIRD_PARTY_ENV or name in set(allowed_extra):

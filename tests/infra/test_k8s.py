@@ -211,7 +211,7 @@ def test_env_vars_are_settings_or_declared(
                 env = container_env(container, rendered, example_secret)
                 commands += yard_invocations(container.get("command", []), env)
     key_envs = api_key_envs(commands)
-    assert key_envs == {"VLLM_API_KEY"}
+    assert key_envs == {"MODELYARD_SECRET_VLLM_API_KEY"}
     for doc, container in all_containers(docs):
         if not is_modelyard(container):
             continue
