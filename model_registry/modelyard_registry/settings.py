@@ -194,6 +194,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=2, ge=1, description="Worker processes per `yard worker`."
     )
+    team_max_jobs: int = Field(
+        default=200, ge=0, description="Jobs one team may have queued + running; more is a "
+        "429 at submission (0: no limit)."
+    )
 
     session_secret: str | None = Field(
         default=None, description="Signs web session cookies; when unset, a random secret is "

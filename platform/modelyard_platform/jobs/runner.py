@@ -30,7 +30,7 @@ from sqlmodel import Session
 
 from ..models import Job, JobStatus
 from ..products import ProductLike
-from . import store
+from . import fair, store
 from .events import EventBus
 from .transient import is_transient
 
@@ -133,7 +133,7 @@ class JobRunner:
         """
         owner = owner_id()
         with self.sessions() as session:
-            job = store.claim(session, job_id, owner, self.settings.job_lease_s)
+            job = self._claim(session, job_id, owner, retries)
             if job is None:
                 return "not claimable (finished, cancelled, or held by a live worker)"
             if job.attempts > self.settings.job_max_attempts:
@@ -147,6 +147,28 @@ class JobRunner:
                           {"status": JobStatus.running.value, "attempt": job.attempts})
         with Heartbeat(self.sessions, job_id, owner, self.settings.job_lease_s):
             return self._execute(job, owner, retries)
+
+    def _claim(self, session: Session, job_id: str, owner: str, retries: int) -> Job | None:
+        """Claim the job this message is a turn for: its own, or the fairest queued one.
+
+        A retry or a stale lease is claimed by id; a fresh job's message goes to the team with
+        the fewest running jobs (``fair``). Two workers racing for the same candidate: the
+        loser tries the next one.
+        """
+        lease_s = self.settings.job_lease_s
+        if retries > 0 or fair.own_turn(session, job_id):
+            return store.claim(session, job_id, owner, lease_s)
+        for _ in range(3):
+            candidates = fair.fair_candidates(session)
+            if not candidates:
+                return None
+            for candidate in candidates:
+                job = store.claim(session, candidate, owner, lease_s)
+                if job is not None:
+                    if candidate != job_id:
+                        log.info("message for job %s runs job %s (fair share)", job_id, candidate)
+                    return job
+        return None
 
     def _execute(self, job: Job, owner: str, retries: int) -> str:
         product = self.products.get(job.product)

@@ -1,9 +1,10 @@
 """Accepting a job: the one order of checks the API route and the web form both follow.
 
 Input validation happens before this (each caller reports errors its own way). Here: the pinned
-model exists, the team is within budget, the row is stored (idempotently), and the job is
-enqueued. A failed enqueue is not an error for the caller: the stored row is the truth and the
-reconciler enqueues it later, so a broker blip never loses an accepted job.
+model exists, the team is within budget and under its cap of unfinished jobs, the row is stored
+(idempotently), and the job is enqueued. A failed enqueue is not an error for the caller: the
+stored row is the truth and the reconciler enqueues it later, so a broker blip never loses an
+accepted job.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..auth import Principal
 from ..models import Job
 from ..usage import check_budget
 from . import store
+from .fair import check_team_backlog
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +35,19 @@ def submit_job(
     product: str,
     input_data: dict[str, Any],
     options: RoutingOptions,
+    max_jobs: int,
     idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """Store and enqueue a validated job; returns ``(job, created)`` (False on a replay).
 
-    ``enqueue`` sends a job id to the workers (``Services.enqueue``).
+    ``enqueue`` sends a job id to the workers (``Services.enqueue``); ``max_jobs`` caps the
+    team's queued + running jobs (``Settings.team_max_jobs``), so one team's backlog stays bounded.
     """
     pinned = options.model
     if pinned and find_model(session, pinned) is None:
         raise NotFound(f"no model {pinned!r} in the catalogue", field="options.model")
     check_budget(session, principal.team_id)
+    check_team_backlog(session, principal.team_id, max_jobs, idempotency_key)
     job, created = store.create_job(
         session, team_id=principal.team_id, product=product, input_data=input_data,
         options=options.stored(), idempotency_key=idempotency_key,

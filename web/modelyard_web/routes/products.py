@@ -122,7 +122,8 @@ def submit_form(request: Request, name: str, form: FormDep, services: ServicesDe
     clean_options = RoutingOptions.model_validate(options)
     try:
         job, _ = submit_job(session, services.enqueue, principal=user, product=name,
-                            input_data=data, options=clean_options)
+                            input_data=data, options=clean_options,
+                            max_jobs=services.settings.team_max_jobs)
     except ModelyardError as exc:
         if exc.field and exc.field.startswith("options."):
             errors[exc.field] = exc.message

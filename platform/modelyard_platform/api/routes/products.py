@@ -62,7 +62,8 @@ def submit(
         return validation_response(exc, prefix="input")
     job, created = submit_job(
         session, services.enqueue, principal=principal, product=name, input_data=body.input,
-        options=body.options, idempotency_key=idempotency_key,
+        options=body.options, max_jobs=services.settings.team_max_jobs,
+        idempotency_key=idempotency_key,
     )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
