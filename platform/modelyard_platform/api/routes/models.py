@@ -67,7 +67,7 @@ ADMIN_ONLY_FIELDS = frozenset({"gguf_path", "base_url", "endpoints", "api_key_en
 def _items(session: Session, settings: Settings,
            entries: list[catalog.ModelEntry] | None = None, *, admin: bool = True
            ) -> list[dict[str, Any]]:
-    hidden = None if admin else ADMIN_ONLY_FIELDS
+    hidden = None if admin else set(ADMIN_ONLY_FIELDS)
     return [{"id": p.name, "object": "model", "owned_by": "modelyard",
              **p.model_dump(mode="json", exclude=hidden)}
             for p in public_models(session, settings, entries)]
