@@ -1,0 +1,68 @@
+"""requirements.lock: every dependency pinned with hashes, satisfying pyproject, never a trojaned
+litellm (1.82.7 and 1.82.8 were published with a credential stealer)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from .conftest import ROOT
+
+LOCK = ROOT / "requirements.lock"
+TROJANED_LITELLM = {Version("1.82.7"), Version("1.82.8")}
+# Compiled from source by scripts/bootstrap.sh and infra/Dockerfile, pinned there by version.
+BUILT_FROM_SOURCE = {"llama-cpp-python"}
+
+_ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:\s*\\\n\s+--hash=\S+)+)", re.M)
+
+
+def pins() -> dict[str, tuple[Version, list[str]]]:
+    text = LOCK.read_text(encoding="utf-8")
+    found = {canonicalize_name(m.group(1)): (Version(m.group(2)),
+                                             re.findall(r"--hash=(\S+)", m.group(3)))
+             for m in _ENTRY.finditer(text)}
+    # Every requirement line is one of those: nothing unpinned or unhashed slipped in.
+    lines = [ln for ln in text.splitlines() if ln and not ln[0].isspace() and ln[0] != "#"]
+    assert len(lines) == len(found), set(lines) - {ln for ln in lines if "==" in ln}
+    return found
+
+
+def declared() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    return [Requirement(r) for r in [*project["dependencies"], *extras["dev"], *extras["models"]]]
+
+
+def test_every_entry_is_pinned_with_sha256_hashes() -> None:
+    locked = pins()
+    assert len(locked) > 50
+    for name, (_, hashes) in locked.items():
+        assert hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name
+
+
+def test_the_lock_satisfies_pyproject() -> None:
+    locked = pins()
+    for req in declared():
+        name = canonicalize_name(req.name)
+        if name in BUILT_FROM_SOURCE:
+            assert name not in locked
+            continue
+        if req.marker is not None and not req.marker.evaluate(
+            {"sys_platform": "linux", "python_version": "3.11", "platform_machine": "x86_64"}
+        ):
+            continue
+        assert name in locked, f"{req} is not locked"
+        assert req.specifier.contains(locked[name][0], prereleases=True), (str(req), locked[name])
+
+
+def test_trojaned_litellm_is_excluded() -> None:
+    version, _ = pins()["litellm"]
+    assert version not in TROJANED_LITELLM
+    (spec,) = [r for r in declared() if canonicalize_name(r.name) == "litellm"]
+    for bad in TROJANED_LITELLM:
+        assert not spec.specifier.contains(bad), f"pyproject still allows litellm {bad}"
+    assert spec.specifier.contains(version)
