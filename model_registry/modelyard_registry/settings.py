@@ -194,6 +194,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=2, ge=1, description="Worker processes per `yard worker`."
     )
+    max_streams_per_key: int = Field(
+        default=8, ge=0, description="Job event streams one key may hold open per API process; "
+        "one more is a 429 (0: no limit)."
+    )
     team_max_jobs: int = Field(
         default=200, ge=0, description="Jobs one team may have queued + running; more is a "
         "429 at submission (0: no limit)."

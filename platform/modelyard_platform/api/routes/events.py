@@ -1,14 +1,24 @@
 """``GET /v1/jobs/{id}/events``: Server-Sent Events until the job reaches a terminal state.
 
 Events are replayed from the database (``Last-Event-ID`` resumes after a reconnect); Redis
-pub/sub only wakes the stream up early, and a one-second poll covers a missed announcement.
+pub/sub only wakes the stream up early, and a one-second poll covers a missed announcement (or a
+Redis that went away: the stream falls back to polling, it does not end).
+
+A stream holds no database connection while it waits: each replay batch opens and closes its own
+short session, and the route checks access with one too (not the request's session, which would
+stay open as long as the response). Each key may hold ``max_streams_per_key`` streams open at
+once in one API process; one more is a 429.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 import time
+import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -16,15 +26,60 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from modelyard_registry.errors import ModelyardError
 
 from ...jobs import store
 from ...jobs.events import channel
 from ...models import TERMINAL
-from ..deps import PrincipalDep, ServicesDep, SessionDep
+from ..deps import PrincipalDep, ServicesDep
 from ..services import Services
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 KEEPALIVE_S = 15.0
+
+
+class TooManyStreams(ModelyardError):
+    """The key already holds its maximum of open event streams."""
+
+    http_status = 429
+    error_type = "too_many_streams"
+
+
+class StreamSlots:
+    """Open streams per key in this process; a slot is given back exactly once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: Counter[str] = Counter()
+
+    def take(self, subject: str, limit: int) -> StreamSlot:
+        with self._lock:
+            if limit and self._open[subject] >= limit:
+                raise TooManyStreams(
+                    f"this key already has {self._open[subject]} event streams open, the most "
+                    f"allowed ({limit}); close one or poll GET /v1/jobs/{{id}}"
+                )
+            self._open[subject] += 1
+        return StreamSlot(self, subject)
+
+    def give_back(self, subject: str) -> None:
+        with self._lock:
+            self._open[subject] -= 1
+            if self._open[subject] <= 0:
+                del self._open[subject]
+
+
+class StreamSlot:
+    def __init__(self, slots: StreamSlots, subject: str) -> None:
+        self._slots, self._subject, self._held = slots, subject, True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.give_back(self._subject)
+
+
+SLOTS = StreamSlots()
 
 
 def _read(services: Services, job_id: str, after: int) -> tuple[list[dict[str, Any]], bool]:
@@ -40,8 +95,8 @@ def format_sse(event: dict[str, Any]) -> str:
     return f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
 
 
-async def _stream(request: Request, services: Services, job_id: str, after: int
-                  ) -> AsyncIterator[str]:
+async def _stream(request: Request, services: Services, job_id: str, after: int,
+                  slot: StreamSlot | None = None) -> AsyncIterator[str]:
     client = aioredis.Redis.from_url(services.settings.redis_url) \
         if services.settings.redis_url else None
     pubsub = client.pubsub() if client is not None else None
@@ -66,25 +121,39 @@ async def _stream(request: Request, services: Services, job_id: str, after: int
             if await request.is_disconnected():
                 return
             if pubsub is not None:
-                await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                try:
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                except Exception:
+                    pubsub = None  # Redis went away: poll the database from now on
             else:
                 await asyncio.sleep(0.5)
             if time.monotonic() - last_sent > KEEPALIVE_S:
                 yield ": keepalive\n\n"
                 last_sent = time.monotonic()
     finally:
-        if pubsub is not None:
-            await pubsub.aclose()
-        if client is not None:
-            await client.aclose()
+        if slot is not None:
+            slot.release()
+        with contextlib.suppress(Exception):  # a Redis that went away cannot be told goodbye
+            if pubsub is not None:
+                await pubsub.aclose()
+            if client is not None:
+                await client.aclose()
 
 
 def event_response(request: Request, services: Services, job_id: str,
-                   last_event_id: str | None) -> StreamingResponse:
-    """The SSE response for a job the caller may read (API key or web session: both use it)."""
+                   last_event_id: str | None, subject: str | None = None) -> StreamingResponse:
+    """The SSE response for a job the caller may read (API key or web session: both use it).
+
+    With ``subject`` (who the caller is), the stream takes one of that subject's slots, given
+    back when the stream ends, or when its generator is collected without ever starting.
+    """
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    slot = SLOTS.take(subject, services.settings.max_streams_per_key) if subject else None
+    stream = _stream(request, services, job_id, after, slot)
+    if slot is not None:
+        weakref.finalize(stream, slot.release)
     return StreamingResponse(
-        _stream(request, services, job_id, after),
+        stream,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -95,9 +164,10 @@ def job_events(
     job_id: str,
     request: Request,
     services: ServicesDep,
-    session: SessionDep,
     principal: PrincipalDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    store.get_job(session, team_id=principal.team_id, job_id=job_id)  # 404 for other teams
-    return event_response(request, services, job_id, last_event_id)
+    """No request-scoped session here: it would hold a pooled connection as long as the stream."""
+    with services.session() as session:
+        store.get_job(session, team_id=principal.team_id, job_id=job_id)  # 404 for other teams
+    return event_response(request, services, job_id, last_event_id, principal.rate_subject)
