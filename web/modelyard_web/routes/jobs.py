@@ -89,11 +89,11 @@ def job_events(
     """The API's event stream, authenticated by the session cookie instead of a key.
 
     No request-scoped database session: the stream may stay open for minutes, and it reads
-    with short sessions of its own.
+    with short sessions of its own. It counts against the person's open-stream cap.
     """
     with services.session() as session:
         store.get_job(session, team_id=user.team_id, job_id=job_id)  # 404 for other teams
-    return event_response(request, services, job_id, last_event_id)
+    return event_response(request, services, job_id, last_event_id, user.rate_subject)
 
 
 @router.post("/jobs/{job_id}/cancel")
