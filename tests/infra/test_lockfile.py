@@ -81,3 +81,17 @@ def test_trojaned_litellm_is_excluded(lock: Path) -> None:
     for bad in TROJANED_LITELLM:
         assert not spec.specifier.contains(bad), f"pyproject still allows litellm {bad}"
     assert spec.specifier.contains(version)
+
+
+def test_bootstrap_and_image_install_from_the_locks() -> None:
+    """Nothing is resolved at install time: the lock, hash-checked, without dependencies."""
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text(encoding="utf-8")
+    assert re.search(r"install --require-hashes --no-deps -r requirements\.lock\n", bootstrap)
+    assert re.search(r"install --no-deps -e \.\n", bootstrap)
+    dockerfile = (ROOT / "infra" / "Dockerfile").read_text(encoding="utf-8")
+    assert "COPY pyproject.toml README.md requirements.runtime.lock /src/" in dockerfile
+    assert "pip install --require-hashes --no-deps -r /src/requirements.runtime.lock" in dockerfile
+    installs = re.findall(r"pip install ([^\n\\]*)", bootstrap + dockerfile)
+    for args in installs:
+        # Every other install is the llama.cpp wheel built here or the project itself.
+        assert ("--require-hashes" in args or "--no-deps" in args), args
