@@ -137,7 +137,7 @@ def migrate(engine: Engine) -> None:
     with migration_lock(engine):
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "heads")
+            command.upgrade(cfg, "head")
         setup_checkpoints(url)
 
 

@@ -2,7 +2,7 @@
 API keys remember the person who made them.
 
 Revision ID: 0005_accounts
-Revises: 0003
+Revises: 0004_evidence
 Create Date: 2026-11-25
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_accounts"
-down_revision = "0003"
+down_revision = "0004_evidence"
 branch_labels = None
 depends_on = None
 

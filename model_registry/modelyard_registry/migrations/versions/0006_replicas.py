@@ -1,7 +1,7 @@
 """Replicas: a remote catalogue entry may list several endpoints serving the same model.
 
 Revision ID: 0006_replicas
-Revises: 0003
+Revises: 0005_accounts
 Create Date: 2026-11-25
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_replicas"
-down_revision = "0003"
+down_revision = "0005_accounts"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@ worker died between the call's commit and the graph's checkpoint reuses that ans
 paying for a second one.
 
 Revision ID: 0007_integrity
-Revises: 0003
+Revises: 0006_replicas
 Create Date: 2026-11-25
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_integrity"
-down_revision = "0003"
+down_revision = "0006_replicas"
 branch_labels = None
 depends_on = None
 

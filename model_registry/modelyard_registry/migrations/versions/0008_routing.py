@@ -1,16 +1,16 @@
 """Trained routing predictors: one row per version (the files live under home/routing); calls
 say whether a validator judged them (only judged outcomes are routing evidence).
 
-Revision ID: 0009_routing
-Revises: 0003
+Revision ID: 0008_routing
+Revises: 0007_integrity
 Create Date: 2026-11-25
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_routing"
-down_revision = "0003"
+revision = "0008_routing"
+down_revision = "0007_integrity"
 branch_labels = None
 depends_on = None
 
