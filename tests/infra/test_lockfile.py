@@ -27,7 +27,8 @@ _ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:\s*\\\n\s+--hash=\
 def pins(lock: Path) -> dict[str, tuple[Version, list[str]]]:
     text = lock.read_text(encoding="utf-8")
     found: dict[str, tuple[Version, list[str]]] = {
-        canonicalize_name(m.group(1)): (Version(m.group(2)), re.findall(r"--hash=(\S+)", m.group(3)))
+        canonicalize_name(m.group(1)):
+            (Version(m.group(2)), re.findall(r"--hash=(\S+)", m.group(3)))
         for m in _ENTRY.finditer(text)
     }
     # Every requirement line is one of those: nothing unpinned or unhashed slipped in.
