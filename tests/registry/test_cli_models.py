@@ -111,7 +111,8 @@ def test_remote_endpoint_registers_after_check(yard_home: Path, openai_server: s
          "does not serve 'not-served'")
     code, _, err = yard("models", "add", "r", "--endpoint", openai_server, "--served-name",
                         "smollm2", "--price-in", "0.2", "--price-out", "0.6",
-                        "--response-format", "json_object", "--api-key-env", "MODELYARD_SECRET_R_KEY")
+                        "--response-format", "json_object",
+                        "--api-key-env", "MODELYARD_SECRET_R_KEY")
     assert code == 0, err
     [entry] = catalogue_json()
     assert entry["backend"] == "openai_compatible"
