@@ -19,18 +19,22 @@ from modelyard_registry import bundled
 from modelyard_registry.db import session_scope
 from modelyard_registry.settings import Settings
 
-LADDER = os.environ.get("MODELYARD_TEST_LADDER") == "1"
+OPT_IN = {
+    # marker: the variable that opts in
+    "ladder": "MODELYARD_TEST_LADDER",
+    "soak": "MODELYARD_TEST_SOAK",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``ladder`` load the 0.5B/1.5B rungs (minutes on 2 cores): opt in with
-    MODELYARD_TEST_LADDER=1, so the default run stays within CI's time."""
-    if LADDER:
-        return
-    skipped = [item for item in items if item.get_closest_marker("ladder")]
-    if skipped:
-        config.hook.pytest_deselected(items=skipped)
-        items[:] = [item for item in items if not item.get_closest_marker("ladder")]
+    """Tests marked ``ladder`` load the 0.5B/1.5B rungs and tests marked ``soak`` run several
+    whole product jobs through killed workers (each minutes on 2 cores): opt in with
+    MODELYARD_TEST_LADDER=1 / MODELYARD_TEST_SOAK=1, so the default run stays within CI's time."""
+    off = [m for m, var in OPT_IN.items() if os.environ.get(var) != "1"]
+    dropped = [item for item in items if any(item.get_closest_marker(m) for m in off)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 def free_port() -> int:

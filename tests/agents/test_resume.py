@@ -94,6 +94,7 @@ def test_resumed_map_sorts_its_partials() -> None:
     assert doc_summary.collect(state, None) == {"summaries": ["a", "b", "c"]}  # type: ignore[arg-type]
 
 
+@pytest.mark.soak
 @pytest.mark.parametrize("slug", sorted(INPUTS))
 def test_interrupted_at_every_node_boundary_resumes_to_the_same_output(
     slug: str, product_ctx: Any, monkeypatch: pytest.MonkeyPatch,

@@ -21,7 +21,7 @@ from modelyard_registry.settings import Settings
 from tests.conftest import fresh_redis, redis_test_url
 from tests.service.conftest import Stack, StackFactory
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # SmolLM2 on a busy CPU
+pytestmark = [pytest.mark.slow, pytest.mark.soak, pytest.mark.timeout(3600)]  # SmolLM2 jobs
 
 Event = dict[str, Any]
 Trigger = Callable[[Event], bool]

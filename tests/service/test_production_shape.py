@@ -65,6 +65,7 @@ def pg_events(stack: Stack, job_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.postgres
 @pytest.mark.timeout(3600)  # four triage jobs of SmolLM2 on a busy CPU
 def test_two_workers_run_a_burst_of_triage_jobs_on_a_fresh_postgres(
@@ -97,6 +98,7 @@ def test_two_workers_run_a_burst_of_triage_jobs_on_a_fresh_postgres(
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.postgres
 @pytest.mark.timeout(1800)
 def test_a_dropped_database_connection_is_retried_not_failed(
