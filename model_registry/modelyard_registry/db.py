@@ -11,6 +11,7 @@ together migrate one after the other and the later ones find nothing to do.
 from __future__ import annotations
 
 import fcntl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,11 +131,16 @@ def setup_checkpoints(url: str) -> None:
             saver.setup()
 
 
+# Alembic's ``context`` and ``op`` are module-level proxies: two threads of one process migrating
+# at once (e.g. a cache watcher thread first touching another database) corrupt each other's run.
+_ALEMBIC = threading.RLock()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent, safe to run at every start)."""
     url = engine.url.render_as_string(hide_password=False)
     cfg = alembic_config(url)
-    with migration_lock(engine):
+    with _ALEMBIC, migration_lock(engine):
         with engine.begin() as connection:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")

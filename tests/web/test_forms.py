@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from modelyard_platform.api.schemas import JobOptions
 from modelyard_platform.products import all_products
 from modelyard_web import forms
+from pydantic import BaseModel
 
 PRODUCTS = all_products()
 
@@ -36,9 +39,24 @@ def test_extract_schema_is_a_json_editor_and_summary_has_a_number() -> None:
     assert (words.minimum, words.maximum, words.value) == (20, 600, "120")
 
 
+class Tier(StrEnum):
+    free = "free"
+    pro = "pro"
+
+
+class Plan(BaseModel):
+    tier: Tier = Tier.pro
+
+
 def test_enum_behind_a_ref_becomes_a_select() -> None:
+    """pydantic puts an enum under ``$defs`` and points at it with ``$ref``."""
+    tier = by_name(forms.fields_for(Plan.model_json_schema()))["tier"]
+    assert tier.widget == "select" and tier.choices == ("free", "pro") and tier.value == "pro"
+
+
+def test_generate_kind_is_an_open_name_with_a_default() -> None:
     kind = by_name(forms.fields_for(schema("generate")))["kind"]
-    assert kind.widget == "select" and "chat" in kind.choices and kind.value == "chat"
+    assert kind.widget == "input" and kind.value == "chat"
 
 
 def test_parse_converts_and_leaves_out_empty_fields() -> None:

@@ -137,15 +137,16 @@ class JobRunner:
             if job is None:
                 return "not claimable (finished, cancelled, or held by a live worker)"
             if job.attempts > self.settings.job_max_attempts:
-                store.finish(session, job_id, owner, JobStatus.failed, error={
+                store.finish(session, job.id, owner, JobStatus.failed, error={
                     "type": "gave_up",
                     "message": f"gave up after {job.attempts - 1} deliveries "
                                "(each worker died or hit the time limit)",
                 })
                 return "gave up"
-            self.bus.emit(session, job_id, "status",
+            # The claimed job may not be the message's (fair share): announce and lease *it*.
+            self.bus.emit(session, job.id, "status",
                           {"status": JobStatus.running.value, "attempt": job.attempts})
-        with Heartbeat(self.sessions, job_id, owner, self.settings.job_lease_s):
+        with Heartbeat(self.sessions, job.id, owner, self.settings.job_lease_s):
             return self._execute(job, owner, retries)
 
     def _claim(self, session: Session, job_id: str, owner: str, retries: int) -> Job | None:
