@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .catalog import ModelEntry, list_models
 from .db import session_scope
 from .routing.candidates import Candidate
+from .routing.index import CatalogueIndex
 from .routing.snapshot import load_candidates
 from .scores import Score
 from .settings import Settings
@@ -34,6 +35,7 @@ class CatalogueSnapshot:
 
     candidates: list[Candidate]
     entries: dict[str, ModelEntry]
+    index: CatalogueIndex  # the candidates as columns: decisions without a Python loop
 
 
 class CatalogueCache:
@@ -70,7 +72,8 @@ class CatalogueCache:
                 with session_scope(self.db_url) as session:
                     candidates = load_candidates(session, self.settings)
                     entries = {e.name: e for e in list_models(session)}
-                self._snapshot = CatalogueSnapshot(candidates, entries)
+                self._snapshot = CatalogueSnapshot(candidates, entries,
+                                                   CatalogueIndex(candidates))
             return self._snapshot
 
     def peek(self) -> Mapping[str, ModelEntry]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from ..catalog import utcnow
 from .tables import CallInput, bounded
+
+_TABLE = CallInput.__table__  # type: ignore[attr-defined]
 
 
 def evidence_text(messages: Iterable[Mapping[str, str]] | None, prompt: str | None) -> str:
@@ -33,9 +37,12 @@ def record_call_input(
 ) -> None:
     """Add the request's text once (a second attempt of the same request adds nothing).
 
+    One ``INSERT ... ON CONFLICT DO NOTHING`` (both SQLite and PostgreSQL have it), not a
+    read then a write: this runs on every chat request, and the row is almost never there.
     The caller commits: the cascade writes it in the transaction of the first ``Call`` row.
     """
-    if session.get(CallInput, request_id) is not None:
-        return
-    session.add(CallInput(request_id=request_id, team_id=team_id, job_id=job_id, node=node,
-                          kind=kind, text=bounded(text)))
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    values = {"request_id": request_id, "team_id": team_id, "job_id": job_id, "node": node,
+              "kind": kind, "text": bounded(text), "created_at": utcnow()}
+    session.execute(dialect.insert(_TABLE).values(values).on_conflict_do_nothing(
+        index_elements=["request_id"]))

@@ -167,7 +167,7 @@ class Cascade:
                 predictor=self.predictor, query_text=evidence_text(request.messages,
                                                                    request.prompt),
                 limits=self.limits,
-                candidates=snapshot.candidates if snapshot is not None else None,
+                index=snapshot.index if snapshot is not None else None,
             )
             entries = (snapshot.entries if snapshot is not None
                        else {e.name: e for e in list_models(session)})

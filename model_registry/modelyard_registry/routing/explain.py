@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from ..pricing import estimate_tokens
 from ..runtimes import RuntimeFactory
 from ..settings import Settings
 from ..taskspec import TaskSpec
 from .candidates import Candidate, MachineLimits
 from .decide import decide
+from .index import CatalogueIndex
 from .serving import ActivePredictor
 from .snapshot import load_candidates
-from .tokens import count_prompt_tokens
+from .tokens import count_prompt_tokens, exact_counts
 from .verdicts import Decision
 
 
@@ -31,6 +33,7 @@ def decide_request(
     query_text: str | None = None,
     limits: MachineLimits | None = None,
     candidates: list[Candidate] | None = None,
+    index: CatalogueIndex | None = None,
 ) -> tuple[Decision, list[Candidate]]:
     """The decision and the snapshot it was made on.
 
@@ -38,18 +41,29 @@ def decide_request(
     with its evidence (the user's words, as ``evidence.calls.evidence_text`` keeps them), and
     defaults to the prompt.  A pinned call skips prediction: it skips the quality bar anyway.
     ``candidates`` is a cached snapshot (``catalog_cache``); without it the catalogue is read.
+    ``index`` is that snapshot's columns (``CatalogueIndex``): the same decision, vectorised.
     """
-    if candidates is None:
+    if index is not None:
+        candidates = index.candidates
+    elif candidates is None:
         candidates = load_candidates(session, settings)
-    counts = count_prompt_tokens(session, candidates, prompt_text, runtimes)
+    counts: dict[str, int] | int
+    if index is not None:
+        # One estimate for all, unless a loaded local model counts exactly (then per name).
+        estimate = estimate_tokens(prompt_text)
+        exact = exact_counts(session, candidates, prompt_text, runtimes)
+        counts = {**dict.fromkeys(index.names, estimate), **exact} if exact else estimate
+    else:
+        counts = count_prompt_tokens(session, candidates, prompt_text, runtimes)
     predictions = rule = None
     if predictor is not None and spec.pinned_model is None:
         predictions = predictor.predictions(session, str(spec.kind), query_text or prompt_text,
                                             [c.name for c in candidates])
         if predictions:
             rule = predictor.rule(spec.min_quality)
-    decision = decide(spec, counts, candidates, limits or MachineLimits.from_settings(settings),
-                      predictions, rule)
+    limits = limits or MachineLimits.from_settings(settings)
+    decision = (index.decide(spec, counts, limits, predictions, rule) if index is not None
+                else decide(spec, counts, candidates, limits, predictions, rule))
     return decision, candidates
 
 

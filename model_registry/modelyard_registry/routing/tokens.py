@@ -26,9 +26,20 @@ def count_prompt_tokens(
     """Tokens of ``text`` per candidate name (see the module docstring for which are exact)."""
     estimate = estimate_tokens(text)
     counts = {c.name: estimate for c in candidates}
+    counts.update(exact_counts(session, candidates, text, runtimes))
+    return counts
+
+
+def exact_counts(
+    session: Session, candidates: list[Candidate], text: str, runtimes: RuntimeFactory | None = None
+) -> dict[str, int]:
+    """Tokens of ``text`` for the loaded local models only (usually none: then no work at all)."""
+    counts: dict[str, int] = {}
     if runtimes is None:
         return counts
     loaded = runtimes.loaded()
+    if not loaded:
+        return counts
     for c in candidates:
         if not c.is_local or c.name not in loaded:
             continue
@@ -42,4 +53,4 @@ def count_prompt_tokens(
     return counts
 
 
-__all__ = ["count_prompt_tokens"]
+__all__ = ["count_prompt_tokens", "exact_counts"]

@@ -7,6 +7,7 @@ costs more than deciding, and most decisions are never explained.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from ..errors import NoAdequateModel
@@ -135,7 +136,7 @@ class Decision:
         min_quality: float,
         chosen: CandidateVerdict | None,
         reason: str,
-        entries: list[CandidateVerdict | Row],
+        entries: Sequence[CandidateVerdict | Row],
         *,
         best_effort: bool = False,
         closest: CandidateVerdict | None = None,
@@ -143,7 +144,7 @@ class Decision:
         rule: str = "cheapest adequate",
         threshold: float | None = None,
         predictions: dict[str, Prediction] | None = None,
-        order: list[CandidateVerdict] | None = None,
+        order: Sequence[CandidateVerdict] | None = None,
     ) -> None:
         self.kind = kind
         self.min_quality = min_quality
@@ -171,10 +172,16 @@ class Decision:
             v.prediction = self.predictions.get(v.name)
         return v
 
-    def ranked(self) -> list[CandidateVerdict]:
-        """The chosen model then the other adequate ones in the rule's order: the cascade order."""
-        if self._order is not None:
+    def ranked(self) -> Sequence[CandidateVerdict]:
+        """The chosen model then the other adequate ones in the rule's order: the cascade order.
+
+        A copy of a list; a lazy sequence (``routing.index``) as it is: its verdicts are made
+        as they are read.
+        """
+        if isinstance(self._order, list):
             return list(self._order)
+        if self._order is not None:
+            return self._order
         pool = self._candidates if self._candidates is not None else self._entries
         usable = [e for e in pool if isinstance(e, CandidateVerdict) and e.status != "rejected"]
         usable.sort(key=lambda v: (v.status != "chosen", *rank_key(v)))
