@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..routing.artefacts import RoutingVersionPublic
+from ..routing.artefacts import RoutingVersionPublic, artefact_size
 from ..routing.explain import explain as explain_decision
 from ..routing.public import DecisionPublic
 from ..routing.serving import ActivePredictor
@@ -99,15 +100,20 @@ def explain(
 @app.command()
 def train(
     as_json: Annotated[bool, typer.Option("--json", help="The new version as JSON.")] = False,
+    export: Annotated[Path | None, typer.Option(
+        help="Also write the predictor's files (manifest.json, arrays.npz, items.jsonl) here.")
+    ] = None,
 ) -> None:
     """Train a routing predictor on every stored outcome; the new version becomes active.
 
     Evidence: per-item eval results, validator verdicts and feedback on production calls,
-    imported outcome logs.  Exits 2 when there is none yet.
+    imported outcome logs.  The version and its artefact are stored in the database, where
+    every API process and worker finds it.  Exits 2 when there is no evidence yet.
     """
     with catalogue() as (session, settings):
-        row = train_predictor(session, settings)
-        public = RoutingVersionPublic.of(row, settings)
+        row = train_predictor(session, settings, export=export)
+        public = RoutingVersionPublic.of(row, artefact_bytes=artefact_size(session, row.version),
+                                         path=str(export) if export else None)
     if as_json:
         print_json(public.model_dump(mode="json"))
         return
@@ -116,4 +122,6 @@ def train(
               f"{public.outcomes} outcomes over {public.items} requests, "
               f"{len(public.models)} models, kinds: {', '.join(public.kinds)}")
     out.print(f"dev split: {metrics}")
-    out.print(f"saved in {public.path}; active now")
+    size = f"{(public.artefact_bytes or 0) / 2**20:.1f} MB"
+    where = f" and exported to {public.path}" if public.path else ""
+    out.print(f"stored in the database ({size}){where}; active now")

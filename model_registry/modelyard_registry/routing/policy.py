@@ -45,9 +45,12 @@ def cheapest_adequate(p: Mapping[str, float], cost: Mapping[str, float],
 
 
 def best_utility(p: Mapping[str, float], cost: Mapping[str, float], lam: float,
-                 cost_scale: float | None = None) -> str | None:
-    """The model maximising ``p - lam * cost / cost_scale`` (scale: the priciest candidate)."""
-    names = [m for m in p if m in cost]
+                 cost_scale: float | None = None, floor: float = 0.0) -> str | None:
+    """The model maximising ``p - lam * cost / cost_scale`` among those with ``p >= floor``.
+
+    The scale is the priciest candidate's cost; None when no model reaches the floor.
+    """
+    names = [m for m in p if m in cost and p[m] >= floor]
     if not names:
         return None
     scale = cost_scale if cost_scale else max(cost[m] for m in names) or 1.0

@@ -30,13 +30,14 @@ refuses a manifest of another version or an embedder that is not the one it was 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -272,26 +273,25 @@ class Predictor:
                                       prior=float(ev.prior[j]), neighbours=tuple(shown))
         return result
 
-    def save(self, directory: Path) -> None:
-        """``manifest.json`` + ``arrays.npz`` + ``items.jsonl`` (texts for the neighbours)."""
-        directory.mkdir(parents=True, exist_ok=True)
+    def to_parts(self) -> SavedPredictor:
+        """The predictor as JSON + an ``.npz`` (no pickle): what a file or a database row keeps."""
         arrays: dict[str, F] = {}
         kinds_meta = []
-        with (directory / "items.jsonl").open("w", encoding="utf-8") as items:
-            for n, (name, ev) in enumerate(sorted(self._kinds.items())):
-                kinds_meta.append({"kind": name, "items": len(ev.item_ids),
-                                   "strength": ev.strength})
-                for key in ("centre", "z", "y", "w", "prior"):
+        items: list[dict[str, str]] = []
+        for n, (name, ev) in enumerate(sorted(self._kinds.items())):
+            kinds_meta.append({"kind": name, "items": len(ev.item_ids), "strength": ev.strength})
+            for key in ("centre", "z", "y", "w", "prior"):
+                arrays[f"{n}_{key}"] = getattr(ev, key)
+            for key in ("coef", "basis"):
+                if getattr(ev, key) is not None:
                     arrays[f"{n}_{key}"] = getattr(ev, key)
-                for key in ("coef", "basis"):
-                    if getattr(ev, key) is not None:
-                        arrays[f"{n}_{key}"] = getattr(ev, key)
-                for item_id, text in zip(ev.item_ids, ev.texts, strict=True):
-                    items.write(json.dumps({"kind": name, "item_id": item_id, "text": text}) + "\n")
+            items += [{"kind": name, "item_id": item_id, "text": text}
+                      for item_id, text in zip(ev.item_ids, ev.texts, strict=True)]
         if self._calibration is not None:
             arrays["calibration_x"], arrays["calibration_y"] = self._calibration
-        np.savez(directory / "arrays.npz", allow_pickle=False, **arrays)  # type: ignore[arg-type]
-        manifest = {
+        buffer = io.BytesIO()
+        np.savez(buffer, allow_pickle=False, **arrays)  # type: ignore[arg-type]
+        manifest: dict[str, object] = {
             "format_version": FORMAT_VERSION,
             "embedder": {"name": self.embedder.name, "version": self.embedder.version},
             "hyper": self.hyper.to_json(),
@@ -299,25 +299,54 @@ class Predictor:
             "kinds": kinds_meta,
             "priors": [{"model": m, "kind": k, "score": s} for (m, k), s in self._priors.items()],
         }
-        (directory / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        return SavedPredictor(manifest=manifest, arrays=buffer.getvalue(), items=items)
+
+    def save(self, directory: Path) -> None:
+        """``manifest.json`` + ``arrays.npz`` + ``items.jsonl`` (texts for the neighbours)."""
+        parts = self.to_parts()
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "arrays.npz").write_bytes(parts.arrays)
+        with (directory / "items.jsonl").open("w", encoding="utf-8") as out:
+            for row in parts.items:
+                out.write(json.dumps(row) + "\n")
+        (directory / "manifest.json").write_text(json.dumps(parts.manifest, indent=1))
+
+
+@dataclass(frozen=True)
+class SavedPredictor:
+    """A predictor at rest: the manifest, the arrays as ``.npz`` bytes, the neighbours' texts."""
+
+    manifest: Mapping[str, object]
+    arrays: bytes
+    items: Sequence[Mapping[str, str]]
 
 
 def load_predictor(directory: Path) -> Predictor:
-    """Rebuild a saved predictor; another format version or embedder is ``InvalidInput``."""
+    """Rebuild a predictor saved under ``directory``; see ``predictor_from_parts``."""
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
-        data = np.load(directory / "arrays.npz", allow_pickle=False)
+        arrays = (directory / "arrays.npz").read_bytes()
         rows = [json.loads(line) for line in
                 (directory / "items.jsonl").read_text(encoding="utf-8").splitlines()]
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"{directory}: not a saved predictor ({exc})",
                            field="predictor") from exc
+    return predictor_from_parts(SavedPredictor(manifest, arrays, rows), where=str(directory))
+
+
+def predictor_from_parts(saved: SavedPredictor, *, where: str = "predictor") -> Predictor:
+    """Rebuild a saved predictor; another format version or embedder is ``InvalidInput``."""
+    manifest: dict[str, Any] = dict(saved.manifest)
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise InvalidInput(f"{directory}: predictor format {manifest.get('format_version')}, "
+        raise InvalidInput(f"{where}: predictor format {manifest.get('format_version')}, "
                            f"expected {FORMAT_VERSION}: retrain", field="predictor")
+    try:
+        data = np.load(io.BytesIO(saved.arrays), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"{where}: not a saved predictor ({exc})", field="predictor") from exc
     embedder = embedder_by_name(manifest["embedder"]["name"], manifest["embedder"]["version"])
     texts: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for row in rows:
+    for row in saved.items:
         texts[row["kind"]].append((row["item_id"], row["text"]))
     kinds: dict[str, _Kind] = {}
     for n, meta in enumerate(manifest["kinds"]):

@@ -174,7 +174,8 @@ def replay(train: Sequence[Outcome], test: Sequence[Outcome], embedder: Embedder
            thresholds: Sequence[float] = THRESHOLDS,
            min_qualities: Sequence[float] = MIN_QUALITIES, bars: Sequence[float] = BARS,
            progress: Callable[[str], None] | None = None,
-           predictor: Predictor | None = None, **hyper: object) -> ReplayReport:
+           predictor: Predictor | None = None, with_floor: bool = False,
+           cost_scale: float | None = None, **hyper: object) -> ReplayReport:
     """Train on ``train`` (or use ``predictor``), route each item of ``test``, score policies."""
     if not train or not test:
         raise InvalidInput("replay needs outcomes on both sides of the split "
@@ -263,8 +264,9 @@ def replay(train: Sequence[Outcome], test: Sequence[Outcome], embedder: Embedder
     def threshold_rule(t: float) -> Callable[[dict[str, float], dict[str, float]], str | None]:
         return lambda pp, cc: policy.cheapest_adequate(pp, cc, t)
 
-    def utility_rule(lam: float) -> Callable[[dict[str, float], dict[str, float]], str | None]:
-        return lambda pp, cc: policy.best_utility(pp, cc, lam)
+    def utility_rule(lam: float, floor: float = 0.0
+                     ) -> Callable[[dict[str, float], dict[str, float]], str | None]:
+        return lambda pp, cc: policy.best_utility(pp, cc, lam, cost_scale, floor=floor)
 
     for bar in bars:
         results.append(result(f"per-kind rule @ {bar:g}", "per-kind",
@@ -280,6 +282,10 @@ def replay(train: Sequence[Outcome], test: Sequence[Outcome], embedder: Embedder
         _, lam = policy.rule_for(mq)
         results.append(result(f"learned, utility @ min_quality {mq:g}", "utility",
                               pick(utility_rule(lam), p, p), threshold=mq, lam=lam))
+        if with_floor:
+            results.append(result(f"learned, utility, p >= {mq:g} @ min_quality {mq:g}",
+                                  "utility-floor", pick(utility_rule(lam, mq), p, p),
+                                  threshold=mq, lam=lam))
     for t in (thresholds[0], thresholds[len(thresholds) // 2]):
         paid, got = _cascade(table, p, exp_cost, available, t)
         results.append(result(f"cascade @ {t:g} (perfect validator: upper bound)", "cascade",

@@ -1,9 +1,12 @@
 """The process's predictor: the active trained version, loaded once, reloaded when a newer appears.
 
-Routing asks ``ActivePredictor.predictions`` on every request, so the check for a newer version is
+Versions and their artefacts live in the database (``artefacts``), so every API process and
+worker sharing it serves the same version without a shared volume.  Routing asks
+``ActivePredictor.predictions`` on every request, so the check for a newer version is
 rate-limited: at most one indexed query every ``route_predictor_check_s`` seconds, never one per
-request.  With no trained version (a fresh install) it answers None after that cheap check and
-the decision falls back to the per-kind scores, so prediction costs nothing until it exists.
+request, and the artefact itself is read only when the version changed.  With no trained version
+(a fresh install) it answers None after that cheap check and the decision falls back to the
+per-kind scores, so prediction costs nothing until it exists.
 A version whose files cannot be loaded (deleted, or an embedder this install lacks) is logged
 once and skipped: routing on per-kind scores beats failing every request.
 """
@@ -18,10 +21,10 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from ..settings import Settings
-from .artefacts import active_version, artefact_dir
+from .artefacts import active_version, load_version
 from .decide import DecisionRule, policy_rule
 from .outcomes import Prediction
-from .predictor import Predictor, load_predictor
+from .predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class ActivePredictor:
         if row is None or row.version == self.version or row.version in self._failed:
             return
         try:
-            predictor = load_predictor(artefact_dir(self.settings, row.version))
+            predictor = load_version(session, self.settings, row.version)
         except Exception as exc:  # keep routing on what we have
             self._failed.add(row.version)
             log.warning("routing predictor %s not loaded (%s); keeping %s", row.version, exc,

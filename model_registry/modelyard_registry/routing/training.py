@@ -6,8 +6,9 @@ that, the same settings are fitted on four fifths of the requests (split by a ha
 so a request's outcomes for every model fall on one side) and scored on the rest: the Brier score
 and the expected calibration error of the version's row say how far to trust it.
 
-The artefact is written to a temporary directory and renamed into place before its row is
-committed, so a reader that sees the row always finds complete files.
+The artefact goes into the database with its version row, in one transaction
+(``artefacts.record_version``), so a reader that sees the row always finds the whole predictor,
+on whichever machine it runs.  ``export`` also writes it as files (``Predictor.save``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from sqlmodel import Session, col, select
@@ -25,7 +27,7 @@ from ..errors import InvalidInput
 from ..evidence.loader import count_outcomes_since, load_outcomes
 from ..scores import Score
 from ..settings import Settings
-from .artefacts import RoutingVersion, active_version, artefact_dir, record_version, routing_home
+from .artefacts import RoutingVersion, active_version, record_version
 from .embed import Embedder, default_embedder
 from .outcomes import Outcome
 from .predictor import Predictor, fit_predictor
@@ -85,11 +87,13 @@ def train(
     settings: Settings,
     *,
     embedder: Embedder | None = None,
+    export: Path | None = None,
     **hyper: object,
 ) -> RoutingVersion:
     """Train on every stored outcome and make the result the active version.
 
-    Raises ``InvalidInput`` (field ``evidence``) when there is nothing to learn from.
+    ``export`` also saves the predictor's files in that folder (written aside, renamed into
+    place).  Raises ``InvalidInput`` (field ``evidence``) when there is nothing to learn from.
     """
     started = datetime.now(UTC)
     outcomes = load_outcomes(session)
@@ -106,13 +110,14 @@ def train(
                               dev_part)
     predictor = fit_predictor(outcomes, embedder, priors=priors, **hyper)
     version = started.strftime("%Y%m%dT%H%M%S%fZ")
-    final = artefact_dir(settings, version)
-    staging = routing_home(settings) / f".{version}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    predictor.save(staging)
-    staging.rename(final)
+    if export is not None:
+        staging = export.with_name(f".{export.name}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        predictor.save(staging)
+        shutil.rmtree(export, ignore_errors=True)
+        staging.rename(export)
     return record_version(
-        session, version=version, created_at=started, method=predictor.hyper.method,
+        session, predictor, version=version, created_at=started, method=predictor.hyper.method,
         embedder=f"{embedder.name}@{embedder.version}", outcomes=len(outcomes),
         items=len({(o.kind, o.item_id) for o in outcomes}), models=list(predictor.models),
         kinds=list(predictor.kinds),

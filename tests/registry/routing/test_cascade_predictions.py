@@ -11,7 +11,7 @@ from modelyard_registry import catalog
 from modelyard_registry.db import session_scope
 from modelyard_registry.evidence.loader import load_outcomes
 from modelyard_registry.evidence.tables import EvalOutcome
-from modelyard_registry.routing.artefacts import active_version, artefact_dir
+from modelyard_registry.routing.artefacts import RoutingArtefact, active_version
 from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.routing.outcomes import OutcomeSource
 from modelyard_registry.routing.training import new_evidence, retrain_if_due, train
@@ -87,7 +87,7 @@ def test_trained_predictions_order_the_cascade_and_a_rejection_becomes_evidence(
 ) -> None:
     version = train(evidenced, settings)
     assert version.outcomes == 48 and version.kinds == ["qa"]
-    assert (artefact_dir(settings, version.version) / "manifest.json").exists()
+    assert evidenced.get(RoutingArtefact, version.version) is not None  # in the database
     assert active_version(evidenced) == version and new_evidence(evidenced) == 0
     assert retrain_if_due(evidenced, settings) is None  # nothing new arrived
 
