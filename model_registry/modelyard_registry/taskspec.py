@@ -33,6 +33,7 @@ class TaskKind(StrEnum):
     extract = "extract"
     summarize = "summarize"
     qa = "qa"
+    tools = "tools"
     chat = "chat"
 
 

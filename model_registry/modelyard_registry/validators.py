@@ -39,6 +39,43 @@ def json_schema_validator(schema: dict[str, Any]) -> Validator:
     return check
 
 
+def tool_calls_validator(tools: list[dict[str, Any]], *, required: bool,
+                         text_schema: dict[str, Any] | None = None) -> Validator:
+    """Accept a call of one of ``tools`` whose arguments validate against its parameters.
+
+    Local models cannot produce anything else (a grammar); a remote server may, and a call
+    that would break the caller's code is a reason to escalate.  A text answer is accepted
+    unless a call was ``required`` (then it is checked against ``text_schema`` if any).
+    """
+    checkers = {
+        t["function"]["name"]: Draft202012Validator(t["function"].get("parameters") or {})
+        for t in tools if isinstance(t.get("function"), dict)
+    }
+    text_check = json_schema_validator(text_schema) if text_schema is not None else None
+
+    def check(completion: Completion) -> tuple[bool, str]:
+        if not completion.tool_calls:
+            if required:
+                return False, "a tool call was required; the model answered in text"
+            return text_check(completion) if text_check else (True, "text answer")
+        for call in completion.tool_calls:
+            checker = checkers.get(call.name)
+            if checker is None:
+                return False, f"called {call.name!r}, which is not among the tools"
+            try:
+                args = json.loads(call.arguments)
+            except json.JSONDecodeError as exc:
+                return False, f"{call.name} arguments are not JSON: {exc.msg}"
+            error = next(iter(checker.iter_errors(args)), None)
+            if error is not None:
+                where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+                return False, f"{call.name} arguments violate the schema at {where}: " \
+                              f"{error.message}"
+        return True, "tool call valid against its schema"
+
+    return check
+
+
 def extract_label(text: str) -> str:
     """The label in a completion: raw text, a JSON string, or ``{"label": ...}`` JSON."""
     stripped = text.strip()
@@ -113,4 +150,5 @@ __all__ = [
     "json_schema_validator",
     "label_validator",
     "logprob_confidence_validator",
+    "tool_calls_validator",
 ]

@@ -27,6 +27,7 @@ METRICS: dict[str, str] = {
     "extract": "field_accuracy",
     "summarize": "key_fact_coverage",
     "qa": "fuzzy_match",
+    "tools": "tool_call_match",
 }
 BINARY_KINDS = frozenset({"classify", "qa"})
 
@@ -186,11 +187,46 @@ def score_qa(output: str, item: dict[str, Any]) -> float:
     return float(any(qa_match(answer, a) for a in item["answers"]))
 
 
+def tool_call_output(name: str, arguments: str) -> str:
+    """A tool call as the text a suite result records (``score_tools`` reads it back)."""
+    try:
+        args: Any = json.loads(arguments)
+    except json.JSONDecodeError:
+        args = arguments
+    return json.dumps({"tool_call": {"name": name, "arguments": args}}, ensure_ascii=False)
+
+
+def score_tools(output: str, item: dict[str, Any]) -> float:
+    """Right function and right arguments.
+
+    0 for the wrong function (or a call where a text answer was right, or none where one was
+    needed), else the share of gold arguments whose value matches (as ``extract`` compares
+    fields).
+    """
+    try:
+        data = json.loads(output)
+    except json.JSONDecodeError:
+        data = None
+    call = data.get("tool_call") if isinstance(data, dict) else None
+    gold = item["gold"]
+    if gold is None or call is None:
+        return float(gold is None and call is None)
+    if call.get("name") != gold["name"]:
+        return 0.0
+    args, wanted = call.get("arguments"), gold["arguments"]
+    if not wanted:
+        return 1.0
+    if not isinstance(args, dict):
+        return 0.0
+    return sum(_same(args.get(k), v) for k, v in wanted.items()) / len(wanted)
+
+
 SCORERS = {
     "classify": score_classify,
     "extract": score_extract,
     "summarize": score_summarize,
     "qa": score_qa,
+    "tools": score_tools,
 }
 
 

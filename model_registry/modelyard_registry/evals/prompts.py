@@ -15,7 +15,7 @@ from typing import Any
 
 from ..runtimes import GenerationRequest
 
-MAX_TOKENS = {"classify": 32, "extract": 192, "summarize": 96, "qa": 24}
+MAX_TOKENS = {"classify": 32, "extract": 192, "summarize": 96, "qa": 24, "tools": 96}
 
 
 def label_schema(labels: list[str]) -> dict[str, Any]:
@@ -135,7 +135,20 @@ def qa(item: dict[str, Any], chat: bool) -> GenerationRequest:
                              max_tokens=MAX_TOKENS["qa"])
 
 
-BUILDERS = {"classify": classify, "extract": extract, "summarize": summarize, "qa": qa}
+def tools(item: dict[str, Any], chat: bool) -> GenerationRequest:
+    """The request with the item's tools, ``tool_choice`` auto: choosing not to call is scored.
+
+    Only chat models with the ``tools`` capability run this suite (``evaluate_model``).
+    """
+    return _chat(
+        "You are the assistant of an online shop's staff. When one of the tools does what the "
+        "user asks, call it with values copied from the request; otherwise answer briefly.",
+        item["text"], tools=list(item["tools"]), max_tokens=MAX_TOKENS["tools"],
+    )
+
+
+BUILDERS = {"classify": classify, "extract": extract, "summarize": summarize, "qa": qa,
+            "tools": tools}
 
 
 def build_request(kind: str, item: dict[str, Any], chat: bool) -> GenerationRequest:

@@ -27,7 +27,15 @@ from ..pricing import local_cost, remote_cost
 from ..runtimes import Completion, GenerationRequest, Runtime, RuntimeFactory
 from ..scores import Score
 from .custom import CustomItem, Metric
-from .metrics import METRICS, SCORERS, bootstrap_interval, interval, rouge_l_f1, wilson_interval
+from .metrics import (
+    METRICS,
+    SCORERS,
+    bootstrap_interval,
+    interval,
+    rouge_l_f1,
+    tool_call_output,
+    wilson_interval,
+)
 from .prompts import build_request
 from .store import find_custom_suite
 from .suites import SUITE_KINDS, Suite, check_kind, load_suite
@@ -138,11 +146,20 @@ def builtin_item_text(kind: str, item: dict[str, Any]) -> str:
     return str(item["text"])
 
 
+def answer_text(done: Completion) -> str:
+    """What a scorer reads: the text, or the (first) tool call as ``tool_call_output`` JSON."""
+    if done.tool_calls:
+        call = done.tool_calls[0]
+        return tool_call_output(call.name, call.arguments)
+    return done.text
+
+
 def score_item(kind: str, item: dict[str, Any], done: Completion) -> ItemResult:
+    output = answer_text(done)
     return ItemResult(
         id=str(item["id"]),
-        score=SCORERS[kind](done.text, item),
-        output=done.text,
+        score=SCORERS[kind](output, item),
+        output=output,
         prompt_tokens=done.prompt_tokens,
         completion_tokens=done.completion_tokens,
         latency_s=done.latency_s,
@@ -272,6 +289,20 @@ def plan_suites(kinds: Sequence[str] | None, limit: int | None,
     return suites
 
 
+def tool_suites_for(entry: ModelEntry, suites: list[Suite], *, explicit: bool) -> list[Suite]:
+    """The ``tools`` suite runs only on models with the ``tools`` capability.
+
+    Run by default, it is skipped for the others (they are never routed tool calls); asked for
+    by name, it is a 422 naming the missing capability.
+    """
+    if Capability.tools in entry.capabilities:
+        return suites
+    if explicit and any(s.kind == "tools" and s.grader is None for s in suites):
+        raise InvalidInput(f"model {entry.name!r} lacks the tools capability; the tools suite "
+                           "needs it", field="suite")
+    return [s for s in suites if not (s.kind == "tools" and s.grader is None)]
+
+
 def evaluate_model(
     session: Session,
     runtimes: RuntimeFactory,
@@ -287,6 +318,7 @@ def evaluate_model(
     """
     suites = plan_suites(kinds, limit, session)
     entry = get_model(session, name)
+    suites = tool_suites_for(entry, suites, explicit=bool(kinds))
     runtime = runtimes.for_entry(entry)
     chat = speaks_chat(entry)
     rate = runtimes.settings.machine_cost_per_hour

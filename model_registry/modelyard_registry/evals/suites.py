@@ -25,12 +25,14 @@ SUITE_KINDS: tuple[str, ...] = (
     TaskKind.extract.value,
     TaskKind.summarize.value,
     TaskKind.qa.value,
+    TaskKind.tools.value,
 )
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "classify": ("id", "text", "labels", "gold"),
     "extract": ("id", "text", "schema", "gold"),
     "summarize": ("id", "text", "reference", "key_facts"),
     "qa": ("id", "context", "question", "answers"),
+    "tools": ("id", "text", "tools", "gold"),
 }
 
 

@@ -8,7 +8,17 @@ from ..catalog import Backend, Capability, ModelEntry
 from ..egress import EgressPolicy, read_secret
 from ..errors import InvalidInput
 from ..settings import Settings
-from .base import Completion, GenerationRequest, Runtime, StreamEvent, drain
+from .base import (
+    Completion,
+    GenerationRequest,
+    Runtime,
+    StreamEvent,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    drain,
+    join_tool_calls,
+)
 from .llama_cpp import LlamaCppRuntime, LlamaPool
 from .openai_compat import OpenAICompatRuntime, check_health, shared_client
 from .replicas import ReplicaSet, ReplicaState
@@ -24,7 +34,11 @@ __all__ = [
     "Runtime",
     "RuntimeFactory",
     "StreamEvent",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
     "drain",
+    "join_tool_calls",
 ]
 
 

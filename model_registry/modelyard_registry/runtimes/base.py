@@ -5,28 +5,73 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..errors import BackendError
+
+ToolChoice = Literal["auto", "required"]
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Chat ``messages`` or a raw ``prompt`` (completion-only models), plus sampling limits."""
+    """Chat ``messages`` or a raw ``prompt`` (completion-only models), plus sampling limits.
 
-    messages: list[dict[str, str]] | None = None
+    ``tools`` are OpenAI function tools; ``tool_choice`` "auto" lets the model answer in text
+    or call one, "required" makes it call one, and ``tool_name`` forces that function.
+    Messages may carry OpenAI's tool fields (an assistant's ``tool_calls``, a ``tool`` role's
+    ``tool_call_id``), hence ``Any`` values.
+    """
+
+    messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     max_tokens: int = 256
     temperature: float = 0.0
     stop: list[str] | None = None
     json_schema: dict[str, Any] | None = None
     logprobs: bool = False
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: ToolChoice = "auto"
+    tool_name: str | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of messages or prompt")
         if self.max_tokens < 1:
             raise ValueError("max_tokens must be >= 1")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call the model made; ``arguments`` is JSON text, as OpenAI sends it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a tool call as it streams (OpenAI's ``delta.tool_calls``).
+
+    The first piece of a call carries its id and name, the following ones more of its
+    ``arguments`` text.
+    """
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+
+
+def join_tool_calls(deltas: list[ToolCallDelta]) -> list[ToolCall]:
+    """The calls a stream of deltas spelled out, in index order."""
+    calls: dict[int, list[str]] = {}
+    for d in deltas:
+        entry = calls.setdefault(d.index, ["", "", ""])
+        entry[0] = d.id or entry[0]
+        entry[1] = d.name or entry[1]
+        entry[2] += d.arguments
+    return [ToolCall(id=i, name=n, arguments=a) for _, (i, n, a) in sorted(calls.items())]
 
 
 @dataclass
@@ -39,6 +84,7 @@ class Completion:
     ttft_s: float
     model: str
     token_logprobs: list[float] | None = None
+    tool_calls: list[ToolCall] | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -48,10 +94,14 @@ class Completion:
 
 @dataclass
 class StreamEvent:
-    """A piece of text as it arrives; the last event carries the finished ``completion``."""
+    """A piece of text (or of a tool call) as it arrives.
+
+    The last event carries the finished ``completion``.
+    """
 
     text: str = ""
     completion: Completion | None = None
+    tool_call: ToolCallDelta | None = None
 
 
 class Runtime(Protocol):

@@ -21,7 +21,15 @@ from multiprocessing.connection import Connection
 from typing import cast
 
 from ..errors import BackendError, CapabilityMissing, InvalidInput, ModelTooLarge
-from .base import Completion, GenerationRequest, Stopwatch, StreamEvent, drain
+from .base import (
+    Completion,
+    GenerationRequest,
+    Stopwatch,
+    StreamEvent,
+    ToolCallDelta,
+    drain,
+    join_tool_calls,
+)
 from .runner_process import RunnerConfig, RunnerProcess
 from .runner_wire import REPEAT_PENALTY, Counted, Done, Failed, Generate, Pieces, Reply, Tokenize
 
@@ -213,9 +221,11 @@ class LlamaCppRuntime:
             messages=request.messages, prompt=request.prompt, max_tokens=request.max_tokens,
             temperature=request.temperature, stop=list(request.stop or []),
             json_schema=request.json_schema, logprobs=request.logprobs,
+            tools=request.tools, tool_choice=request.tool_choice, tool_name=request.tool_name,
         )
         runner = self._runner()
         parts: list[str] = []
+        calls: list[ToolCallDelta] = []
         with runner.lock:
             watch = Stopwatch()
             conn = runner.connect()
@@ -227,6 +237,9 @@ class LlamaCppRuntime:
                     if isinstance(reply, Pieces):
                         parts.append(reply.text)
                         yield StreamEvent(text=reply.text)
+                    elif isinstance(reply, ToolCallDelta):
+                        calls.append(reply)
+                        yield StreamEvent(tool_call=reply)
                     elif isinstance(reply, Done):
                         break
                     elif isinstance(reply, Failed):
@@ -246,5 +259,6 @@ class LlamaCppRuntime:
                 ttft_s=min(sent_s + reply.ttft_s, latency),
                 model=self.name,
                 token_logprobs=reply.token_logprobs,
+                tool_calls=join_tool_calls(calls) or None,
             )
         )

@@ -31,6 +31,12 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from .runner_wire import REPEAT_PENALTY, Counted, Done, Failed, Generate, Pieces, Tokenize
+from .tool_calls import (
+    ToolStreamParser,
+    prepare_messages,
+    template_supports_tools,
+    tool_grammar,
+)
 
 # Pieces sampled within this long of the last send travel together: one message per token costs
 # the parent a wake-up per token, which on a small machine competes with llama.cpp's threads.
@@ -60,6 +66,7 @@ class Model:
         self.lock = threading.Lock()
         self.formatter: Any = None
         template = self.llama.metadata.get("tokenizer.chat_template")
+        self.native_tools = template_supports_tools(template)
         if template:  # the GGUF's own Jinja template, as llama-cpp-python's handler uses it
             vocab = self.llama._model
             eos, bos = self.llama.token_eos(), self.llama.token_bos()
@@ -81,7 +88,15 @@ class Model:
             "stop": list(request.stop),
             "stream": True,
         }
-        if request.json_schema is not None:
+        tools = request.tools if request.messages is not None else None
+        parser: ToolStreamParser | None = None
+        if tools:
+            grammar = tool_grammar(tools, request.tool_choice, request.tool_name,
+                                   request.json_schema)
+            kwargs["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
+            parser = ToolStreamParser(auto=request.tool_choice == "auto"
+                                      and request.tool_name is None)
+        elif request.json_schema is not None:
             kwargs["grammar"] = _grammar(request.json_schema)
         with self.lock:
             watch = _Watch(conn, arrived)
@@ -92,7 +107,9 @@ class Model:
                 if self.formatter is None:
                     conn.send(Failed("capability_missing", "the model has no chat template"))
                     return
-                formatted = self.formatter(messages=request.messages)
+                messages = prepare_messages(request.messages, tools, self.native_tools)
+                formatted = self.formatter(messages=messages,
+                                           tools=tools if self.native_tools else None)
                 prompt = llama.tokenize(
                     formatted.prompt.encode(), add_bos=not formatted.added_special, special=True
                 )
@@ -100,20 +117,32 @@ class Model:
                 kwargs["stop"] += [s for s in extra if s]
             llama.logprob_sink = [] if request.logprobs else None
             try:
-                finish = _stream(llama.create_completion(prompt=prompt, **kwargs), conn, watch)
+                finish = _stream(llama.create_completion(prompt=prompt, **kwargs), conn, watch,
+                                 parser)
             finally:
                 sink, llama.logprob_sink = llama.logprob_sink, None
             if watch.cancelled:
                 return
             n_prompt, n_out = watch.usage(finish)
+            if parser is not None and parser.complete:
+                finish = "tool_calls"
             conn.send(Done(finish, n_prompt, n_out, watch.ttft_s,
                            sink[:n_out] if sink is not None else None))
 
 
-def _stream(chunks: Any, conn: Connection, watch: _Watch) -> str | None:
+def _stream(chunks: Any, conn: Connection, watch: _Watch,
+            parser: ToolStreamParser | None) -> str | None:
+    """Send the sampled text on, batched; with tools, as the parser's text or call pieces."""
     finish: str | None = None
     pending: list[str] = []
     last_send = 0.0
+
+    def flush() -> None:
+        text = "".join(pending)
+        pending.clear()
+        for message in parser.feed(text) if parser is not None else [Pieces(text)]:
+            conn.send(message)
+
     for chunk in chunks:
         choice = chunk["choices"][0]
         finish = choice.get("finish_reason") or finish
@@ -121,14 +150,15 @@ def _stream(chunks: Any, conn: Connection, watch: _Watch) -> str | None:
             pending.append(choice["text"])
             now = time.perf_counter()
             if now - last_send >= FLUSH_S:
-                conn.send(Pieces("".join(pending)))
-                pending.clear()
+                flush()
                 last_send = now
         if watch.cancelled:
             chunks.close()
             return finish
     if pending:
-        conn.send(Pieces("".join(pending)))
+        flush()
+    for message in parser.finish() if parser is not None else []:
+        conn.send(message)
     return finish
 
 

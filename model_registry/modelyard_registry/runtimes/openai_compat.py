@@ -25,7 +25,15 @@ import httpx
 from ..egress import EgressPolicy
 from ..errors import BackendError, BackendTimeout, BackendUnreachable, InvalidInput
 from ..pricing import estimate_tokens
-from .base import Completion, GenerationRequest, Stopwatch, StreamEvent, drain
+from .base import (
+    Completion,
+    GenerationRequest,
+    Stopwatch,
+    StreamEvent,
+    ToolCallDelta,
+    drain,
+    join_tool_calls,
+)
 from .replicas import Replica, ReplicaSet
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -127,6 +135,12 @@ class OpenAICompatRuntime:
             }
         if request.logprobs:
             body["logprobs"] = True
+        if request.tools:  # passed through: the server's model calls them (or refuses, 4xx)
+            body["tools"] = request.tools
+            body["tool_choice"] = (
+                {"type": "function", "function": {"name": request.tool_name}}
+                if request.tool_name is not None else request.tool_choice
+            )
         return body
 
     def _open(self, body: dict[str, Any]) -> tuple[httpx.Response, Replica]:
@@ -206,6 +220,7 @@ class OpenAICompatRuntime:
         finish: str | None = None
         usage: dict[str, Any] | None = None
         logprobs: list[float] = []
+        calls: list[ToolCallDelta] = []
         n_chunks = 0
         complete = False
         try:
@@ -236,6 +251,11 @@ class OpenAICompatRuntime:
                     watch.mark_token()
                     parts.append(piece)
                     yield StreamEvent(text=piece)
+                for call in delta.get("tool_calls") or []:
+                    n_chunks += 1
+                    watch.mark_token()
+                    calls.append(_tool_delta(call))
+                    yield StreamEvent(tool_call=calls[-1])
         except httpx.TimeoutException as exc:
             raise BackendTimeout(
                 f"{self.name}: stream stalled beyond {self.read_timeout_s:g}s"
@@ -262,8 +282,17 @@ class OpenAICompatRuntime:
                 ttft_s=ttft,
                 model=self.name,
                 token_logprobs=logprobs or None,
+                tool_calls=join_tool_calls(calls) or None,
             )
         )
+
+
+def _tool_delta(call: dict[str, Any]) -> ToolCallDelta:
+    """One entry of a chunk's ``delta.tool_calls`` (OpenAI's streaming shape)."""
+    function = call.get("function") or {}
+    return ToolCallDelta(index=int(call.get("index") or 0), id=call.get("id") or None,
+                         name=function.get("name") or None,
+                         arguments=function.get("arguments") or "")
 
 
 def _error_message(response: httpx.Response) -> str:

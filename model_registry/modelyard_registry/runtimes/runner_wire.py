@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .base import ToolCallDelta, ToolChoice
+
 # llama.cpp's server (and llama_cpp.server, our stand-in for vLLM) penalise repeats by 1.1;
 # llama-cpp-python's in-process default is 1.0, with which small models loop inside JSON strings
 # until max_tokens.  The same weights should behave the same local or served.
@@ -20,15 +22,22 @@ REPEAT_PENALTY = 1.1
 
 @dataclass(frozen=True)
 class Generate:
-    """Run one completion; ``messages`` are rendered with the GGUF's chat template."""
+    """Run one completion; ``messages`` are rendered with the GGUF's chat template.
 
-    messages: list[dict[str, str]] | None
+    With ``tools`` the answer is text or one tool call (``tool_calls``), sent as
+    ``ToolCallDelta`` messages instead of ``Pieces``.
+    """
+
+    messages: list[dict[str, Any]] | None
     prompt: str | None
     max_tokens: int
     temperature: float
     stop: list[str]
     json_schema: dict[str, Any] | None
     logprobs: bool
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: ToolChoice = "auto"
+    tool_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,4 +82,4 @@ class Failed:
 
 
 Request = Generate | Tokenize
-Reply = Pieces | Done | Counted | Failed
+Reply = Pieces | ToolCallDelta | Done | Counted | Failed

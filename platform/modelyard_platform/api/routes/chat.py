@@ -22,21 +22,28 @@ from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.schema_limits import check_schema
 from modelyard_registry.settings import Settings
-from modelyard_registry.validators import json_schema_validator
-from pydantic import BaseModel, ConfigDict, Field
+from modelyard_registry.validators import json_schema_validator, tool_calls_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from sqlmodel import Session
 
-from ...usage import check_budget
+from ...errors import error_body
+from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
-from ..errors import error_body
+from ..schemas import TOOL_CHOICE_SCHEMA, TOOL_SCHEMA
+from ..tool_request import calls_json, delta_json, tool_choice, tool_names
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
 
 class Message(BaseModel):
+    """A chat turn; an assistant's ``tool_calls`` and a ``tool`` result carry OpenAI's fields."""
+
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 class ResponseFormat(BaseModel):
@@ -57,8 +64,8 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stop: str | list[str] | None = None
     response_format: ResponseFormat | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[Annotated[dict[str, Any], WithJsonSchema(TOOL_SCHEMA)]] | None = None
+    tool_choice: Annotated[str | dict[str, Any] | None, WithJsonSchema(TOOL_CHOICE_SCHEMA)] = None
     n: int = Field(default=1, ge=1, le=1, description="One choice per request.")
 
     def check_caps(self, settings: Settings) -> None:
@@ -72,7 +79,7 @@ class ChatRequest(BaseModel):
         if len(messages) > settings.max_messages:
             raise InvalidInput(f"{len(messages)} messages; the limit is {settings.max_messages}",
                                field="messages")
-        chars = sum(len(m.content) for m in messages)
+        chars = sum(len(m.content or "") for m in messages)
         if chars > settings.max_message_chars:
             raise InvalidInput(f"messages hold {chars:,} characters; the limit is "
                                f"{settings.max_message_chars:,}", field="messages")
@@ -93,6 +100,8 @@ class ChatRequest(BaseModel):
             if len(tools) > settings.max_tools:
                 raise InvalidInput(f"{len(tools)} tools; the limit is {settings.max_tools}",
                                    field="tools")
+            tool_choice(self.tool_choice if self.tool_choice != "none" else None,
+                        tool_names(tools))
             for i, tool in enumerate(tools):
                 function = tool.get("function")
                 params = function.get("parameters") if isinstance(function, dict) else None
@@ -149,16 +158,18 @@ def _options(pinned: str | None, min_quality: str | None, best_effort: str | Non
 
 
 def _admit(session: Session, team_id: int) -> None:
-    """The budget check, off the event loop, then a commit.
+    """A commit, off the event loop, so no request holds a pooled connection while it waits.
 
-    The commit hands the connection back before the model call, so no request holds a pooled
-    connection while it waits (see deps).
+    The commit hands the connection back before the model call (see deps).  The budget is not checked here: the cascade reserves the call's maximum against it
+    (``budget.TeamBudgets``), which also refuses a team that is over it.
     """
-    check_budget(session, team_id)
     session.commit()
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, responses={
+    **errors(404, 502, 503, 504, 507),
+    200: {"description": "The completion; with ``stream: true``, Server-Sent Events.",
+          "content": {"application/json": {}, "text/event-stream": {}}}})
 async def chat_completions(
     body: ChatRequest,
     services: ServicesDep,
@@ -176,14 +187,19 @@ async def chat_completions(
     schema = body.output_schema()
     max_tokens = body.max_completion_tokens or body.max_tokens or 256
     options = _options(pinned, min_quality, best_effort)
-    spec = options.spec(kind or "chat", max_output_tokens=max_tokens,
+    # A call with tools is routed on the tools suite's scores unless the caller names a kind.
+    default_kind = "tools" if body.needs_tools() else "chat"
+    spec = options.spec(kind or default_kind, max_output_tokens=max_tokens,
                         needs_json_schema=schema is not None)
     if body.needs_tools():
         spec = spec.model_copy(update={"needs_tools": True})
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
+    tools = body.tools if body.needs_tools() else None
+    choice, forced = tool_choice(body.tool_choice, tool_names(tools)) if tools else ("auto", None)
     request = GenerationRequest(
-        messages=[m.model_dump() for m in body.messages], max_tokens=max_tokens,
+        messages=[m.model_dump(exclude_none=True) for m in body.messages], max_tokens=max_tokens,
         temperature=body.temperature, stop=stop, json_schema=schema,
+        tools=tools, tool_choice=choice, tool_name=forced,
     )
     await run_in_threadpool(_admit, session, principal.team_id)
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -195,13 +211,20 @@ async def chat_completions(
         )
         return StreamingResponse(_sse(request_id, model, events), media_type="text/event-stream",
                                  headers={"x-modelyard-model": model})
-    validator = json_schema_validator(schema) if schema is not None else None
+    validator = (
+        tool_calls_validator(tools, required=choice == "required", text_schema=schema) if tools
+        else json_schema_validator(schema) if schema is not None else None
+    )
     result = await run_in_threadpool(
         lambda: cascade.run(spec, request, validator, request_id=request_id,
                             team_id=principal.team_id, node="chat")
     )
     done = result.completion
     chosen = result.decision.ranked()[0].reason if result.decision.ranked() else ""
+    message: dict[str, Any] = {"role": "assistant", "content": done.text}
+    if done.tool_calls:
+        message = {"role": "assistant", "content": done.text or None,
+                   "tool_calls": calls_json(done.tool_calls)}
     body_out = {
         "id": request_id,
         "object": "chat.completion",
@@ -209,7 +232,7 @@ async def chat_completions(
         "model": result.model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": done.text},
+            "message": message,
             "finish_reason": done.finish_reason or "stop",
         }],
         "usage": {
@@ -245,6 +268,8 @@ def _sse(request_id: str, model: str, events: Iterator[Any]) -> Iterator[str]:
         for event in events:
             if event.text:
                 yield chunk({"content": event.text})
+            if event.tool_call is not None:
+                yield chunk({"tool_calls": [delta_json(event.tool_call)]})
             if event.completion is not None:
                 done = event.completion
                 usage = {"prompt_tokens": done.prompt_tokens,
