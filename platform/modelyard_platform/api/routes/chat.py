@@ -23,13 +23,12 @@ from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.schema_limits import check_schema
 from modelyard_registry.settings import Settings
 from modelyard_registry.validators import json_schema_validator, tool_calls_validator
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from ...errors import error_body
-from ..contract import errors
+from ...usage import check_budget
 from ..deps import PrincipalDep, ServicesDep, SessionDep
-from ..schemas import TOOL_CHOICE_SCHEMA, TOOL_SCHEMA
+from ..errors import error_body
 from ..tool_request import calls_json, delta_json, tool_choice, tool_names
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -64,8 +63,8 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stop: str | list[str] | None = None
     response_format: ResponseFormat | None = None
-    tools: list[Annotated[dict[str, Any], WithJsonSchema(TOOL_SCHEMA)]] | None = None
-    tool_choice: Annotated[str | dict[str, Any] | None, WithJsonSchema(TOOL_CHOICE_SCHEMA)] = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
     n: int = Field(default=1, ge=1, le=1, description="One choice per request.")
 
     def check_caps(self, settings: Settings) -> None:
@@ -158,18 +157,16 @@ def _options(pinned: str | None, min_quality: str | None, best_effort: str | Non
 
 
 def _admit(session: Session, team_id: int) -> None:
-    """A commit, off the event loop, so no request holds a pooled connection while it waits.
+    """The budget check, off the event loop, then a commit.
 
-    The commit hands the connection back before the model call (see deps).  The budget is not checked here: the cascade reserves the call's maximum against it
-    (``budget.TeamBudgets``), which also refuses a team that is over it.
+    The commit hands the connection back before the model call, so no request holds a pooled
+    connection while it waits (see deps).
     """
+    check_budget(session, team_id)
     session.commit()
 
 
-@router.post("/chat/completions", response_model=None, responses={
-    **errors(404, 502, 503, 504, 507),
-    200: {"description": "The completion; with ``stream: true``, Server-Sent Events.",
-          "content": {"application/json": {}, "text/event-stream": {}}}})
+@router.post("/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatRequest,
     services: ServicesDep,
