@@ -11,7 +11,13 @@ the best quality ratio at cost ratio <= 0.15 and <= 0.08, learned vs per-kind.
 The predictor's settings are the defaults, chosen by 5-fold cross-validation inside the train part
 (``docs/routing.md``); the dev split is reported, not tuned on.
 
-    .venv/bin/python bench/routing_public.py [--data DIR] [--variants]
+``--cv`` adds the budgeted pick (``routing.tuning``): for each predictor setting, 5-fold
+cross-validation inside the train part traces pooled cost/quality over a grid of utility-rule
+lambdas (with and without the min_quality floor); for each budget (0.15, 0.08) the setting and
+lambda with the best cross-validated quality at cost <= 0.85 x budget is chosen, then fitted on
+the whole train part and replayed on dev once.
+
+    .venv/bin/python bench/routing_public.py [--data DIR] [--variants] [--cv]
 """
 
 from __future__ import annotations
@@ -30,8 +36,17 @@ from modelyard_registry.routing.embed import (
     HashedNgramEmbedder,
     StaticEmbedder,
 )
+from modelyard_registry.routing.outcomes import Outcome
+from modelyard_registry.routing.policy import rule_for
 from modelyard_registry.routing.public_format import read_outcomes
 from modelyard_registry.routing.replay import PolicyResult, replay
+from modelyard_registry.routing.tuning import (
+    CurvePoint,
+    Setting,
+    cv_curve,
+    pick,
+    priciest_mean_cost,
+)
 
 BASELINE = "gpt-4-1106-preview"
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routerbench"
@@ -55,6 +70,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--variants", action="store_true",
                         help="Also replay isotonic map, logistic predictor, static embedder.")
+    parser.add_argument("--cv", action="store_true",
+                        help="Choose setting + lambda per budget by CV inside train, then dev.")
     args = parser.parse_args()
     outcomes = read_outcomes(args.data / "train.jsonl", args.data / "prompts_train.jsonl")
     train = [o for o in outcomes if not is_dev(o.item_id)]
@@ -91,6 +108,63 @@ def main() -> None:
             print("    learned, threshold     "
                   f"{best_under(report.policies, {'threshold'}, budget)}")
             print(f"    learned, utility       {best_under(report.policies, {'utility'}, budget)}")
+    if args.cv:
+        budgeted(train, dev)
+
+
+SETTINGS = [
+    Setting("knn, hashed n-grams", HashedNgramEmbedder(), {"method": "knn"}),
+    Setting("knn, static table", StaticEmbedder(), {"method": "knn"}),
+    Setting("logistic, hashed n-grams", HashedNgramEmbedder(), {"method": "logistic"}),
+    Setting("per-kind mean only", HashedNgramEmbedder(),
+            {"method": "knn", "adapt": False, "prior_strength": 1e6}),
+    Setting("knn, hashed, lambda on $", HashedNgramEmbedder(), {"method": "knn"},
+            absolute_cost=True),
+    Setting("logistic, hashed, lambda on $", HashedNgramEmbedder(), {"method": "logistic"},
+            absolute_cost=True),
+    Setting("per-kind mean, lambda on $", HashedNgramEmbedder(),
+            {"method": "knn", "adapt": False, "prior_strength": 1e6}, absolute_cost=True),
+]
+
+
+def budgeted(train: list[Outcome], dev: list[Outcome]) -> None:
+    """The CV pick per budget, then one replay of dev with it."""
+    print("\n== budgeted pick: 5-fold CV inside train (folds by sha256 of the query id), "
+          "pooled out-of-fold ratios; pick = best CV quality at CV cost <= 0.85 x budget")
+    curves: list[CurvePoint] = []
+    for setting in SETTINGS:
+        start = time.perf_counter()
+        points = cv_curve(train, setting, baseline=BASELINE)
+        curves += points
+        for budget in (0.15, 0.08):
+            for floor in (False, True):
+                best = pick([p for p in points if p.floor == floor], budget)
+                shown = ("none" if best is None else
+                         f"lambda {best.lam:g}: CV cost {best.cost_ratio:.3f} quality "
+                         f"{best.quality_ratio:.3f}")
+                print(f"  {setting.label:<26} {'floor' if floor else 'no floor':<8} "
+                      f"budget {budget:.2f}: {shown}")
+        print(f"    ({time.perf_counter() - start:.0f} s)")
+    by_label = {s.label: s for s in SETTINGS}
+    for budget in (0.15, 0.08):
+        best = pick(curves, budget)
+        if best is None:
+            print(f"  budget {budget:.2f}: nothing under it in CV")
+            continue
+        setting = by_label[best.setting]
+        mq = 1.0 / (1.0 + best.lam)
+        assert rule_for(mq)[0] == "utility"
+        scale = priciest_mean_cost(train) if setting.absolute_cost else None
+        report = replay(train, dev, setting.embedder, baseline=BASELINE, min_qualities=(mq,),
+                        with_floor=best.floor, cost_scale=scale, **setting.hyper)
+        rule = "utility-floor" if best.floor else "utility"
+        chosen = next(p for p in report.policies if p.rule == rule)
+        print(f"  budget {budget:.2f}: picked {best.setting}, lambda {best.lam:g} "
+              f"(min_quality {mq:.3f}{', floor' if best.floor else ''}); CV cost "
+              f"{best.cost_ratio:.3f} quality {best.quality_ratio:.3f} -> DEV cost "
+              f"{chosen.cost_ratio:.3f} [{chosen.cost_ci[0]:.3f}, {chosen.cost_ci[1]:.3f}] "
+              f"quality {chosen.quality_ratio:.3f} [{chosen.quality_ci[0]:.3f}, "
+              f"{chosen.quality_ci[1]:.3f}]")
 
 
 if __name__ == "__main__":
