@@ -10,6 +10,9 @@ Phases (each alternates direct and gateway so both see the same machine load):
   sequential  one client, non-streaming: added p50/p99 (gateway percentile - direct percentile)
   streaming   one client: time to the first content token, added p50/p99
   concurrent  16 clients: requests/s through Modelyard and direct, added p50/p99
+After each phase: the CPU time the API processes spent per request (user + system, every
+process of ``yard api``): unlike latency on a shared machine, it hardly moves with the load
+other programs put on the machine, so it is the figure to compare across runs.
 
     .venv/bin/python bench/gateway_overhead.py [--postgres] [--workers N] [--requests 400]
 """
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 from _server import free_port
 
 BODY = {"model": "instant", "messages": [{"role": "user", "content": "Say hello."}],
@@ -45,6 +49,22 @@ class Target:
     url: str  # the chat completions URL
     headers: dict[str, str]
     model: str
+    pid: int | None = None  # the API process (its workers are its children)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process and its children that are alive."""
+    if pid is None:
+        return 0.0
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in (root, *root.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -123,7 +143,7 @@ def gateway(redis_url: str, database_url: str | None, workers: int | None
         _wait(f"http://127.0.0.1:{port}/healthz", procs[-1], "yard api")
         direct = Target("direct", f"{backend}/chat/completions", {}, "instant")
         through = Target("modelyard", f"http://127.0.0.1:{port}/v1/chat/completions",
-                         {"Authorization": f"Bearer {key}"}, "instant")
+                         {"Authorization": f"Bearer {key}"}, "instant", procs[-1].pid)
         yield direct, through, home
     finally:
         for proc in reversed(procs):
@@ -206,33 +226,45 @@ def main() -> None:
         print(f"database: {'PostgreSQL' if database_url else 'SQLite'}; api workers: "
               f"{args.workers or 'default'}; {args.requests} requests per target and phase",
               flush=True)
+        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+              flush=True)
         with httpx.Client(timeout=60) as http:
             for _ in range(20):  # warm-up: connections, caches, imports
                 one(http, direct), one(http, through)
                 first_token(http, direct), first_token(http, through)
             seq: dict[str, list[float]] = {"direct": [], "modelyard": []}
             ttft: dict[str, list[float]] = {"direct": [], "modelyard": []}
+            cpu = cpu_seconds(through.pid)
             for _ in range(args.requests):
                 for t in (direct, through):
                     seq[t.name].append(one(http, t))
+            seq_cpu = (cpu_seconds(through.pid) - cpu) / args.requests
             for _ in range(args.requests // 2):
                 for t in (direct, through):
                     ttft[t.name].append(first_token(http, t))
         paired("sequential", seq["direct"], seq["modelyard"])
+        print(f"sequential: API CPU {seq_cpu * 1000:.2f} ms per request", flush=True)
         paired("stream TTFT", ttft["direct"], ttft["modelyard"])
         conc: dict[str, list[float]] = {"direct": [], "modelyard": []}
         rates: dict[str, list[float]] = {"direct": [], "modelyard": []}
         failed = 0
+        conc_cpu = 0.0
         for _ in range(args.rounds):
             for t in (direct, through):
+                cpu = cpu_seconds(t.pid)
                 wall, lat, bad = asyncio.run(burst(t, args.requests, args.clients))
+                conc_cpu += cpu_seconds(t.pid) - cpu
                 conc[t.name] += lat
                 rates[t.name].append(len(lat) / wall)
                 failed += bad
         paired(f"{args.clients} clients", conc["direct"], conc["modelyard"])
+        print(f"{args.clients} clients: API CPU {conc_cpu * 1000 / len(conc['modelyard']):.2f} ms "
+              "per request", flush=True)
         print(f"{args.clients} clients: requests/s direct {statistics.median(rates['direct']):.0f}"
               f", through modelyard {statistics.median(rates['modelyard']):.0f} (median of "
               f"{args.rounds} rounds); failed requests: {failed}", flush=True)
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+              flush=True)
 
 
 @contextmanager

@@ -27,7 +27,13 @@ WorkersOpt = Annotated[int | None, typer.Option(
     min=1, help="API processes sharing the port (default: MODELYARD_API_WORKERS, 1).")]
 
 
-def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = None) -> None:
+AccessLogOpt = Annotated[bool, typer.Option(
+    help="Log every request (uvicorn's access log). Off by default: a log line per request "
+         "costs more CPU than routing it; /metrics counts requests per route and status.")]
+
+
+def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt = None,
+        access_log: AccessLogOpt = False) -> None:
     """Serve the HTTP API and web UI (uvicorn; --workers N processes share the port)."""
     import uvicorn
     from modelyard_registry.db import get_engine
@@ -42,7 +48,7 @@ def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt =
     # Forwarded headers are honoured only from MODELYARD_TRUSTED_PROXIES (the web package's
     # middleware), not from uvicorn's own default list.
     options = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": 10,
-               "proxy_headers": False}
+               "proxy_headers": False, "access_log": access_log}
     if n == 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
         return
