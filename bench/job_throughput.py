@@ -1,18 +1,22 @@
 """Job system throughput: N `echo` jobs (no model) submitted by C concurrent clients through the
-real API, Redis and a Celery worker.  Prints submit latency p50/p99 and completed jobs/s.
+real API, Redis and a Celery worker.  Prints submit latency p50/p99 and completed jobs/s, on a
+fresh SQLite home or (``--postgres``) a fresh PostgreSQL database, and the load average (the
+figures move with what else runs on the machine: compare runs made back to back).
 
-    .venv/bin/python bench/job_throughput.py [--jobs 200] [--clients 1 16 64]
+    .venv/bin/python bench/job_throughput.py [--jobs 200] [--clients 1 16 64] [--postgres]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from _stack import stack, wait_done
+from gateway_overhead import _none, postgres_db
 
 
 def run(base_url: str, key: str, jobs: int, clients: int) -> tuple[list[float], float]:
@@ -43,10 +47,14 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database")
     args = parser.parse_args()
+    print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'clients':>8} {'jobs':>6} {'submit p50 ms':>14} {'submit p99 ms':>14} "
           f"{'jobs/s':>8}")
-    with stack(args.redis_url, model=False) as s:
+    with (postgres_db() if args.postgres else _none()) as database_url, \
+            stack(args.redis_url, model=False, database_url=database_url) as s:
         run(s.base_url, s.key, 10, 2)  # warm-up: worker children, connections
         for clients in args.clients:
             lat, rate = run(s.base_url, s.key, args.jobs, clients)

@@ -1,0 +1,75 @@
+"""Group commit: a write returns only once its row is committed, whatever the batch it rode in,
+a failing write fails only its caller, and a broken connection is replaced by the next commit."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from modelyard_registry.db import get_engine
+from modelyard_registry.group_commit import GroupCommitter
+from modelyard_registry.scores import Call
+from sqlmodel import Session, select
+
+
+def row(request_id: str) -> Call:
+    return Call(request_id=request_id, model_name="m", outcome="accepted")
+
+
+def committed(url: str, request_id: str) -> bool:
+    with Session(get_engine(url)) as session:
+        return session.exec(select(Call).where(Call.request_id == request_id)).first() is not None
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'gc.db'}"
+
+
+def test_every_write_is_committed_before_it_returns(url: str) -> None:
+    committer = GroupCommitter(url)
+    missing: list[str] = []
+
+    def writer(t: int) -> None:
+        for i in range(25):
+            rid = f"r{t}-{i}"
+            committer.write(lambda s, rid=rid: s.add(row(rid)))
+            if not committed(url, rid):  # read on another connection, right after return
+                missing.append(rid)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    committer.close()
+    assert missing == []
+    assert committer.rows == 200 and 1 <= committer.commits <= 200
+
+
+def test_a_failing_write_fails_its_caller_only(url: str) -> None:
+    committer = GroupCommitter(url)
+    committer.write(lambda s: s.add(row("ok-1")))
+
+    def bad(session: Session) -> None:
+        raise ValueError("bad write")
+
+    with pytest.raises(ValueError, match="bad write"):
+        committer.write(bad)
+    committer.write(lambda s: s.add(row("ok-2")))
+    assert committed(url, "ok-1") and committed(url, "ok-2")
+    committer.close()
+
+
+def test_a_broken_connection_is_replaced(url: str) -> None:
+    committer = GroupCommitter(url)
+    committer.write(lambda s: s.add(row("before")))
+    held = committer._connection
+    assert held is not None
+    held.connection.dbapi_connection.close()  # type: ignore[union-attr]  # the link dies
+    committer.write(lambda s: s.add(row("during")))  # fails on it, then commits on a fresh one
+    committer.write(lambda s: s.add(row("after")))
+    assert all(committed(url, r) for r in ("before", "during", "after"))
+    assert committer._connection is not None and committer._connection is not held
+    committer.close()
