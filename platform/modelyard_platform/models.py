@@ -34,6 +34,28 @@ class Team(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class BudgetReservation(SQLModel, table=True):
+    """A model call in flight, holding its maximum cost against its team's budget.
+
+    Written at admission, deleted in the transaction of the call's last usage row (``budget``).
+    A process that dies mid-call leaves its row behind: it stops counting at ``expires_at``, and
+    a job call's leftover is billed when the job's next worker makes the same call.
+    """
+
+    __tablename__ = "budget_reservations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="teams.id", index=True, ondelete="CASCADE")
+    request_id: str = Field(max_length=255)
+    job_id: str | None = Field(default=None, max_length=32)
+    node: str | None = Field(default=None, max_length=255)
+    model_name: str = Field(default="", max_length=255,
+                            description="The model the call tries first.")
+    amount_usd: float = Field(ge=0)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
 class ApiKey(SQLModel, table=True):
     """A key is shown once; only its SHA-256 is stored.
 

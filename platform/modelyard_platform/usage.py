@@ -1,7 +1,8 @@
 """Tokens and cost per team, grouped by product, model or day; monthly budgets.
 
 Grouping happens in Python over the team's ``calls`` rows for the period, so it reads the same
-on SQLite and PostgreSQL (their date functions differ).
+on SQLite and PostgreSQL (their date functions differ).  A budget counts this month's spend plus
+the reservations of calls in flight (``budget``), so it holds under concurrent requests.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from modelyard_registry.scores import Call
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from .models import Job, Team, as_utc
+from .models import BudgetReservation, Job, Team, as_utc
 
 GroupBy = Literal["product", "model", "day"]
 
@@ -38,17 +39,44 @@ def spent_since(session: Session, team_id: int, since: datetime) -> float:
     return float(total)
 
 
+def committed(session: Session, team_id: int, now: datetime) -> tuple[float, float]:
+    """The month's spend and the live reservations of calls in flight, in one statement.
+
+    One statement reads both from one snapshot: a call settling meanwhile (its usage row in,
+    its reservation out, in one transaction) is counted exactly once.
+    """
+    spent = (select(func.coalesce(func.sum(Call.cost_usd), 0.0))
+             .where(Call.team_id == team_id, col(Call.created_at) >= month_start(now))
+             .scalar_subquery())
+    held = (select(func.coalesce(func.sum(BudgetReservation.amount_usd), 0.0))
+            .where(BudgetReservation.team_id == team_id,
+                   col(BudgetReservation.expires_at) > now)
+            .scalar_subquery())
+    row = session.exec(select(spent, held)).one()
+    return float(row[0]), float(row[1])
+
+
+def refuse_if_over(team: Team, spent: float, held: float) -> None:
+    """``OverBudget`` once spend plus reservations reached the team's budget."""
+    if team.budget_usd is not None and spent + held >= team.budget_usd:
+        in_flight = f" (+${held:.4f} reserved by calls in flight)" if held else ""
+        raise OverBudget(
+            f"team {team.name!r} is over its monthly budget: spent ${spent:.4f}{in_flight} of "
+            f"${team.budget_usd:.4f}; raise it with `yard teams budget {team.name} USD`"
+        )
+
+
 def check_budget(session: Session, team_id: int) -> None:
-    """Refuse new work once this month's spending reached the team's budget."""
+    """Refuse new work once this month's spend plus calls in flight reached the team's budget.
+
+    A check, not a reservation: each model call reserves its own maximum when it starts
+    (``budget.TeamBudgets``), so a job accepted here can still stop at a call the budget no
+    longer covers.
+    """
     team = session.get(Team, team_id)
     if team is None or team.budget_usd is None:
         return
-    spent = spent_since(session, team_id, month_start(utcnow()))
-    if spent >= team.budget_usd:
-        raise OverBudget(
-            f"team {team.name!r} is over its monthly budget: spent ${spent:.4f} of "
-            f"${team.budget_usd:.4f}; raise it with `yard teams budget {team.name} USD`"
-        )
+    refuse_if_over(team, *committed(session, team_id, utcnow()))
 
 
 def parse_period(start: str | None, end: str | None) -> tuple[datetime, datetime]:

@@ -31,12 +31,14 @@ from ..catalog_cache import CatalogueCache
 from ..errors import BackendCrashed, BackendUnreachable, CascadeExhausted
 from ..evidence.calls import evidence_text, record_call_input
 from ..group_commit import GroupCommitter
-from ..pricing import local_cost, remote_cost
+from ..pricing import estimate_tokens, local_cost, remote_cost
 from ..runtimes import Completion, GenerationRequest, RuntimeFactory, StreamEvent
+from ..runtimes.base import Stopwatch
 from ..scores import Call
 from ..settings import Settings
 from ..taskspec import TaskSpec
 from ..validators import Validator
+from .admission import BudgetGuard, Settle, max_cost
 from .candidates import Candidate, MachineLimits
 from .explain import decide_request
 from .serving import ActivePredictor
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["accepted", "escalated", "error"]
 SessionFactory = Callable[[], AbstractContextManager[Session]]
+Fence = Callable[[Session, str], None]
+"""Run in each job call's usage-row transaction; raises to refuse the row (a lost lease)."""
 
 
 @dataclass(frozen=True)
@@ -136,12 +140,16 @@ class Cascade:
         *,
         catalogue: CatalogueCache | None = None,
         committer: GroupCommitter | None = None,
+        budget: BudgetGuard | None = None,
+        fence: Fence | None = None,
     ) -> None:
         """Build a cascade; ``catalogue`` and ``committer`` are the API's hot-path parts.
 
         A cached catalogue snapshot instead of two queries per request, and group-committed
         (still durable) usage rows.  Without them (workers, CLI) every plan reads the database
-        and every row commits on its own.
+        and every row commits on its own.  ``budget`` admits each call of a team against its
+        budget (``admission``); without it (the CLI) calls are not admitted.  ``fence`` (the
+        workers') refuses the usage row of a job this worker no longer holds.
         """
         self.session_factory = session_factory
         self.settings = settings
@@ -150,6 +158,8 @@ class Cascade:
         self.predictor = predictor if predictor is not None else ActivePredictor(settings)
         self.catalogue = catalogue
         self.committer = committer
+        self.budget = budget
+        self.fence = fence
 
     def plan(self, spec: TaskSpec, request: GenerationRequest) -> tuple[
         Decision, dict[str, Candidate], dict[str, ModelEntry]
@@ -189,6 +199,8 @@ class Cascade:
         text = evidence_text(request.messages, request.prompt)
         attempts: list[Attempt] = []
         ranked = decision.ranked()
+        settle = self._reserve([candidates[v.name] for v in ranked], request, request_id,
+                               job_id, team_id, node)
         for index, verdict in enumerate(ranked, start=1):
             last = index == len(ranked)
             attempt, completion = self._attempt(
@@ -196,8 +208,9 @@ class Cascade:
             )
             attempts.append(attempt)
             accepted = completion if attempt.outcome == "accepted" else None
+            final = last or accepted is not None
             self._record(attempt, index, spec, request_id, job_id, team_id, node, accepted,
-                         text=text)
+                         text=text, settle=settle if final else None)
             if attempt.outcome == "accepted" and completion is not None:
                 return CascadeResult(
                     completion=completion,
@@ -227,19 +240,23 @@ class Cascade:
     ) -> tuple[str, Iterator[StreamEvent]]:
         """Stream from the cheapest adequate model, with no escalation.
 
-        Text already sent cannot be taken back, so there is no validator.  Routing errors raise
-        here, before any output; the call is recorded when the stream ends, even if the client
-        goes away early.
+        Text already sent cannot be taken back, so there is no validator.  Routing and budget
+        errors raise here, before any output; the call is recorded when the stream ends, even if
+        the client goes away early or the backend breaks: then it is an ``error`` row billed for
+        what was delivered (``cut_short``), not free.
         """
         decision, candidates, entries = self.plan(spec, request)
         verdict = decision.ranked()[0]
         candidate = candidates[verdict.name]
         runtime = self.runtimes.for_entry(entries[verdict.name])
         rate = self.limits.machine_cost_per_hour
+        settle = self._reserve([candidate], request, request_id, job_id, team_id, node)
 
         def events() -> Iterator[StreamEvent]:
-            start = time.perf_counter()
+            watch = Stopwatch()
             attempt: Attempt | None = None
+            pieces: list[str] = []
+            why = "the client went away"
             try:
                 for event in runtime.stream(adapt_request(request, candidate)):
                     if event.completion is not None:
@@ -249,17 +266,32 @@ class Cascade:
                             done.latency_s, call_cost(candidate, done, rate), "accepted",
                             verdict.reason, done.ttft_s,
                         )
+                    elif event.text:
+                        watch.mark_token()
+                        pieces.append(event.text)
                     yield event
+            except Exception as exc:
+                why = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+                raise
             finally:
                 if attempt is None:
-                    latency = time.perf_counter() - start
-                    attempt = Attempt(verdict.name, 0, 0, latency,
-                                      call_cost(candidate, latency, rate), "error",
-                                      "stream ended early")
+                    attempt = cut_short(verdict.name, candidate, request, pieces, watch, rate,
+                                        why)
                 self._record(attempt, 1, spec, request_id, job_id, team_id, node,
-                             text=evidence_text(request.messages, request.prompt))
+                             text=evidence_text(request.messages, request.prompt),
+                             settle=settle)
 
         return verdict.name, events()
+
+    def _reserve(self, tried: list[Candidate], request: GenerationRequest, request_id: str,
+                 job_id: str | None, team_id: int | None, node: str | None) -> Settle | None:
+        """Reserve the call's maximum against its team's budget (raises when over it)."""
+        if self.budget is None or team_id is None:
+            return None
+        prompt_tokens = estimate_tokens(request_text(request))
+        most = max_cost(tried, prompt_tokens, request.max_tokens, self.limits)
+        return self.budget.reserve(team_id=team_id, request_id=request_id, job_id=job_id,
+                                   node=node, model=tried[0].name, max_cost_usd=most)
 
     def _attempt(
         self,
@@ -316,11 +348,13 @@ class Cascade:
         self, attempt: Attempt, index: int, spec: TaskSpec, request_id: str,
         job_id: str | None, team_id: int | None, node: str | None,
         accepted: Completion | None = None,
-        *, text: str = "",
+        *, text: str = "", settle: Settle | None = None,
     ) -> None:
         """One committed row per attempt; an accepted one keeps its answer (``replay`` reads it).
 
         Returns only once the row is committed, so an answered request always has its row.
+        ``settle`` (the request's last row) releases its budget reservation in the same
+        transaction.
         """
         def write(session: Session) -> None:
             session.add(Call(
@@ -335,6 +369,11 @@ class Cascade:
             if index == 1:  # the request's text, once, so its verdicts become evidence
                 record_call_input(session, request_id=request_id, kind=str(spec.kind),
                                   text=text, team_id=team_id, job_id=job_id, node=node)
+            if settle is not None:
+                settle(session)
+            if self.fence is not None and job_id is not None:
+                session.flush()  # write first: on SQLite the fence then reads under the lock
+                self.fence(session, job_id)
 
         if self.committer is not None:
             self.committer.write(write)
@@ -342,6 +381,25 @@ class Cascade:
         with self.session_factory() as session:
             write(session)
             session.commit()
+
+
+def cut_short(model: str, candidate: Candidate, request: GenerationRequest, pieces: list[str],
+              watch: Stopwatch, machine_cost_per_hour: float, why: str) -> Attempt:
+    """A stream that ended before its completion (client gone, backend broke): what it used.
+
+    Its server had read the whole prompt and generated what was delivered, so a per-token model
+    bills the prompt (estimated) and the delivered tokens: a remote server sends about one token
+    a piece, a local runner batches pieces (its cost is wall time anyway, so an estimate
+    serves).  Nothing delivered: no tokens (the request may never have reached the server).
+    """
+    latency, ttft = watch.finish()
+    text = "".join(pieces)
+    delivered = estimate_tokens(text) if candidate.is_local else len(pieces)
+    prompt = estimate_tokens(request_text(request)) if pieces else 0
+    used = Completion(text, None, prompt, delivered, latency, ttft, model)
+    return Attempt(model, prompt, delivered, latency,
+                   call_cost(candidate, used, machine_cost_per_hour), "error",
+                   f"stream cut short after {delivered} tokens: {why}", ttft if pieces else None)
 
 
 def stored_completion(done: Completion) -> dict[str, object]:
@@ -364,10 +422,12 @@ __all__ = [
     "Attempt",
     "Cascade",
     "CascadeResult",
+    "Fence",
     "Outcome",
     "SessionFactory",
     "adapt_request",
     "call_cost",
+    "cut_short",
     "effective_spec",
     "render_plain",
     "request_text",

@@ -19,6 +19,7 @@ from modelyard_registry.settings import Settings
 from modelyard_registry.watch import ChangeWatcher
 from sqlmodel import Session
 
+from ..budget import TeamBudgets
 from ..jobs.celery_app import enqueue, make_celery
 from ..jobs.events import EventBus
 from ..keycache import KeyCache
@@ -79,7 +80,7 @@ class Services:
     @cached_property
     def cascade(self) -> Cascade:
         return Cascade(self.session, self.settings, self.runtimes, catalogue=self.catalogue,
-                       committer=self.committer)
+                       committer=self.committer, budget=TeamBudgets(self.session))
 
     def _report_replicas(self) -> None:
         """Publish this process's per-replica counts for `yard models show` (every interval)."""

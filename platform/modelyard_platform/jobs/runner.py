@@ -16,9 +16,9 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelyard_agents.contract import RunContext
 from modelyard_registry.errors import ModelyardError
@@ -33,6 +33,9 @@ from ..products import ProductLike
 from . import fair, store
 from .events import EventBus
 from .transient import is_transient
+
+if TYPE_CHECKING:
+    from .fence import LeaseFence
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,10 @@ class JobRunner:
         cascade: Cascade,
         bus: EventBus,
         products: dict[str, ProductLike],
+        fence: LeaseFence | None = None,
     ) -> None:
+        """``fence`` is the one ``cascade`` runs on its usage rows (``fence``), if any."""
+        self.fence = fence
         self.settings = settings
         self.sessions = sessions
         self.cascade = cascade
@@ -146,7 +152,8 @@ class JobRunner:
             # The claimed job may not be the message's (fair share): announce and lease *it*.
             self.bus.emit(session, job.id, "status",
                           {"status": JobStatus.running.value, "attempt": job.attempts})
-        with Heartbeat(self.sessions, job.id, owner, self.settings.job_lease_s):
+        fenced = self.fence.hold(job.id, owner) if self.fence is not None else nullcontext()
+        with Heartbeat(self.sessions, job.id, owner, self.settings.job_lease_s), fenced:
             return self._execute(job, owner, retries)
 
     def _claim(self, session: Session, job_id: str, owner: str, retries: int) -> Job | None:

@@ -22,10 +22,12 @@ from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.settings import Settings
 
+from ..budget import TeamBudgets
 from ..products import all_products
 from . import store
 from .celery_app import RUN_JOB, enqueue, make_celery
 from .events import EventBus
+from .fence import LeaseFence
 from .retrain import Retrainer
 from .runner import JobRunner, Transient
 
@@ -38,8 +40,11 @@ def build_runner(settings: Settings) -> JobRunner:
     def sessions() -> Any:
         return session_scope(url)
 
-    cascade = Cascade(sessions, settings, RuntimeFactory(settings))
-    return JobRunner(settings, sessions, cascade, EventBus(settings.redis_url), all_products())
+    fence = LeaseFence()
+    cascade = Cascade(sessions, settings, RuntimeFactory(settings), budget=TeamBudgets(sessions),
+                      fence=fence)
+    return JobRunner(settings, sessions, cascade, EventBus(settings.redis_url), all_products(),
+                     fence)
 
 
 def reconcile_once(app: Celery, settings: Settings) -> list[str]:

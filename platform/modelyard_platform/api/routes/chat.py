@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
@@ -26,9 +26,9 @@ from modelyard_registry.validators import json_schema_validator, tool_calls_vali
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from ...usage import check_budget
 from ..deps import PrincipalDep, ServicesDep, SessionDep
 from ..errors import error_body
+from ..relay import relay
 from ..tool_request import calls_json, delta_json, tool_choice, tool_names
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -157,12 +157,12 @@ def _options(pinned: str | None, min_quality: str | None, best_effort: str | Non
 
 
 def _admit(session: Session, team_id: int) -> None:
-    """The budget check, off the event loop, then a commit.
+    """A commit, off the event loop, so no request holds a pooled connection while it waits.
 
-    The commit hands the connection back before the model call, so no request holds a pooled
-    connection while it waits (see deps).
+    The commit hands the connection back before the model call (see deps).  The budget is not
+    checked here: the cascade reserves the call's maximum against it (``budget.TeamBudgets``),
+    which also refuses a team that is over it.
     """
-    check_budget(session, team_id)
     session.commit()
 
 
@@ -206,7 +206,8 @@ async def chat_completions(
             lambda: cascade.stream(spec, request, request_id=request_id,
                                    team_id=principal.team_id, node="chat")
         )
-        return StreamingResponse(_sse(request_id, model, events), media_type="text/event-stream",
+        return StreamingResponse(relay(_sse(request_id, model, events)),
+                                 media_type="text/event-stream",
                                  headers={"x-modelyard-model": model})
     validator = (
         tool_calls_validator(tools, required=choice == "required", text_schema=schema) if tools
@@ -251,7 +252,7 @@ async def chat_completions(
     return JSONResponse(body_out, headers={"x-modelyard-model": result.model})
 
 
-def _sse(request_id: str, model: str, events: Iterator[Any]) -> Iterator[str]:
+def _sse(request_id: str, model: str, events: Iterator[Any]) -> Generator[str, None, None]:
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
