@@ -17,31 +17,33 @@ class ModelyardError(Exception):
     exit_code = 2
     error_type = "bad_request"
 
+    def __init_subclass__(cls, *, status: int | None = None, exit_code: int | None = None,
+                          error_type: str | None = None) -> None:
+        """``class Gone(ModelyardError, status=410, error_type="gone")``: the mapping, once."""
+        super().__init_subclass__()
+        if status is not None:
+            cls.http_status = status
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        if error_type is not None:
+            cls.error_type = error_type
+
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
 
 
-class InvalidInput(ModelyardError):
+class InvalidInput(ModelyardError, status=422, error_type="invalid_input"):
     """The caller sent something malformed (bad slug, bad URL, bad schema...)."""
 
-    http_status = 422
-    error_type = "invalid_input"
 
-
-class NotFound(ModelyardError):
+class NotFound(ModelyardError, status=404, error_type="not_found"):
     """A named thing does not exist (or is not visible to the caller)."""
 
-    http_status = 404
-    error_type = "not_found"
 
-
-class Conflict(ModelyardError):
+class Conflict(ModelyardError, status=409, error_type="conflict"):
     """The name is taken."""
-
-    http_status = 409
-    error_type = "conflict"
 
 
 class InvalidModelFile(InvalidInput):
@@ -52,61 +54,39 @@ class CapabilityMissing(InvalidInput):
     """The model cannot do what the request needs (e.g. chat on a completion-only model)."""
 
 
-class NoAdequateModel(ModelyardError):
+class NoAdequateModel(ModelyardError, status=422, error_type="no_adequate_model"):
     """The router found no model that meets the task's bar."""
 
-    http_status = 422
-    error_type = "no_adequate_model"
 
-
-class ModelTooLarge(ModelyardError):
+class ModelTooLarge(ModelyardError, status=507, error_type="model_too_large"):
     """A local model does not fit the configured RAM budget."""
 
-    http_status = 507
-    error_type = "model_too_large"
 
-
-class BackendError(ModelyardError):
+class BackendError(ModelyardError, status=502, exit_code=1, error_type="backend_error"):
     """The model backend failed (remote 5xx after retries, engine error)."""
 
-    http_status = 502
-    exit_code = 1
-    error_type = "backend_error"
 
-
-class BackendTimeout(BackendError):
+class BackendTimeout(BackendError, status=504, error_type="backend_timeout"):
     """The backend did not answer within the configured timeout."""
 
-    http_status = 504
-    error_type = "backend_timeout"
 
-
-class BackendUnreachable(BackendError):
+class BackendUnreachable(BackendError, status=503, error_type="backend_unreachable"):
     """The backend refused or dropped the connection after retries."""
 
-    http_status = 503
-    error_type = "backend_unreachable"
 
-
-class BackendCrashed(BackendError):
+class BackendCrashed(BackendError, error_type="backend_crashed"):
     """A local model's runner process died mid-call (native crash, abort, OOM kill).
 
     Only that call fails; the runner is started again for the next one.  The message names the
     model and the signal, never a path.
     """
 
-    error_type = "backend_crashed"
 
-
-class CascadeExhausted(ModelyardError):
+class CascadeExhausted(ModelyardError, status=502, exit_code=1, error_type="cascade_exhausted"):
     """Every candidate of a cascade failed or was rejected by the validator.
 
     Each attempt is already recorded (and paid for) in the ``calls`` table when this is raised.
     """
-
-    http_status = 502
-    exit_code = 1
-    error_type = "cascade_exhausted"
 
     def __init__(
         self, message: str, *, attempts: Sequence[Any] = (), field: str | None = None

@@ -12,27 +12,14 @@ import secrets
 from dataclasses import dataclass
 
 from modelyard_registry.catalog import utcnow
-from modelyard_registry.errors import InvalidInput, ModelyardError, NotFound
+from modelyard_registry.errors import InvalidInput, NotFound
 from sqlmodel import Session, col, select
 
+from .errors import Unauthorized
 from .models import ApiKey, Team
 
 KEY_PREFIX = "my_"
 _TEAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-class Unauthorized(ModelyardError):
-    """No key, a malformed key, an unknown key or a revoked key."""
-
-    http_status = 401
-    error_type = "unauthorized"
-
-
-class Forbidden(ModelyardError):
-    """A valid key without the scope the action needs (admin)."""
-
-    http_status = 403
-    error_type = "forbidden"
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from modelyard_registry.catalog import utcnow
-from modelyard_registry.errors import InvalidInput, ModelyardError
+from modelyard_registry.errors import InvalidInput
 from modelyard_registry.scores import Call
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from .errors import OverBudget
 from .models import BudgetReservation, Job, Team, as_utc
 
 GroupBy = Literal["product", "model", "day"]
-
-
-class OverBudget(ModelyardError):
-    http_status = 429
-    error_type = "over_budget"
 
 
 def month_start(now: datetime) -> datetime:

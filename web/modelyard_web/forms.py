@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from modelyard_platform.api.errors import field_path
+from modelyard_platform.errors import field_path
 from pydantic import BaseModel, ValidationError
 
 Widget = Literal["input", "textarea", "number", "select", "checkbox", "json"]

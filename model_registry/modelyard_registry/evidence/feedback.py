@@ -27,7 +27,10 @@ from .tables import Feedback
 class FeedbackIn(BaseModel):
     """The body of ``POST /v1/feedback``: exactly one of ``request_id`` and ``job_id``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The document says what ``_subject`` enforces: exactly one of the two ids, as a string.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": [key], "properties": {key: {"type": "string"}}}
+        for key in ("request_id", "job_id")]})
 
     request_id: str | None = Field(default=None, min_length=1, max_length=255)
     job_id: str | None = Field(default=None, min_length=1, max_length=255)

@@ -5,7 +5,7 @@ The CLI (`yard users ...`) and the web pages are skins over these functions.
 
 from __future__ import annotations
 
-from .errors import (
+from ..errors import (
     BadConfiguration,
     LinkInvalid,
     SignInFailed,

@@ -13,8 +13,8 @@ from datetime import timedelta
 from modelyard_registry.catalog import utcnow
 from sqlmodel import Session, select
 
+from ..errors import LinkInvalid
 from ..models import AccountLink, LinkKind, User, as_utc
-from .errors import LinkInvalid
 from .passwords import check_strength
 from .users import set_password
 

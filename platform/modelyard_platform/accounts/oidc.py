@@ -22,8 +22,8 @@ from modelyard_registry.settings import Settings
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
+from ..errors import SsoFailed
 from ..models import Role, User
-from .errors import SsoFailed
 from .users import ensure_user, find_user
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from .errors import WeakPassword
+from ..errors import WeakPassword
 
 COMMON_FILE = Path(__file__).with_name("common-passwords.txt")
 _HASHER = PasswordHasher()  # argon2id, the library's current RFC 9106 low-memory profile

@@ -13,7 +13,7 @@ import time
 
 import redis
 
-from .errors import TooManyAttempts
+from ..errors import TooManyAttempts
 
 
 class SignInThrottle:

@@ -14,8 +14,8 @@ from modelyard_registry.errors import InvalidInput, NotFound
 from sqlmodel import Session, col, select
 
 from ..auth import get_or_create_team
+from ..errors import SignInFailed
 from ..models import ApiKey, Membership, Role, Team, User, WebSession
-from .errors import SignInFailed
 from .passwords import check_strength, hash_password, needs_rehash, verify_password
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

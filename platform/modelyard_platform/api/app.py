@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from modelyard_registry.settings import Settings, get_settings
 
-from . import errors
+from . import contract, handlers
 from .limits import BodyLimit
 from .observe import Observe
 from .routes import (
@@ -43,12 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    errors.install(app)
+    handlers.install(app)
     for module in (
         health, products, jobs, events, models, chat, usage, feedback, evals, embeddings, route,
     ):
         app.include_router(module.router)
     _mount_web(app)
+    contract.install(app)
 
     app.add_middleware(Observe, metrics=services.metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from modelyard_registry.settings import Settings
 from sqlmodel import Session
 
-from ..auth import Forbidden, Principal
+from ..auth import Principal
+from ..errors import Forbidden
 from .services import Services
 
 
@@ -48,6 +50,13 @@ async def get_session(services: ServicesDep) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+# Declares the key in the OpenAPI document (``security`` on every keyed operation); the key
+# itself is read by ``bearer``, which also serves routes that check it by hand (``/metrics``).
+BEARER = HTTPBearer(scheme_name="bearer", auto_error=False,
+                    description="An API key (`yard keys create`): `Authorization: Bearer my_...`.")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
 def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -56,8 +65,8 @@ def bearer(request: Request) -> str | None:
     return None
 
 
-async def get_principal(request: Request, services: ServicesDep, session: SessionDep
-                        ) -> Principal:
+async def get_principal(request: Request, services: ServicesDep, session: SessionDep,
+                        _: BearerDep = None) -> Principal:
     """The caller, from the key cache; a miss reads the request's own session and commits.
 
     The commit hands the connection back at once, so a request never sits on a pooled

@@ -11,15 +11,9 @@ from collections import defaultdict
 
 import redis
 import redis.asyncio as aioredis
-from modelyard_registry.errors import ModelyardError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_body
-
-
-class RateLimited(ModelyardError):
-    http_status = 429
-    error_type = "rate_limited"
+from ..errors import RateLimited, error_body
 
 
 class BodyLimit:

@@ -3,15 +3,50 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.scores import Call
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..models import Job, JobStatus, as_utc
 
 JobOptions = RoutingOptions  # a job's options are its routing options
+
+
+def _iso_text(value: Any) -> Any:
+    """Only ISO 8601 text.
+
+    Pydantic alone also reads ``0.5`` as a Unix time, which the document's ``date-time`` does
+    not promise and a client did not mean.
+    """
+    if isinstance(value, str):
+        datetime.fromisoformat(value)  # a ValueError is the caller's 422
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+# What ``tool_request`` accepts in a chat request's ``tools`` and ``tool_choice``, for the
+# document (the checks themselves stay there, so their 422s name the field).
+FUNCTION_NAME = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+TOOL_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["function"],
+    "properties": {
+        "type": {"const": "function"},
+        "function": {"type": "object", "required": ["name"], "properties": {
+            "name": FUNCTION_NAME, "description": {"type": "string"},
+            "parameters": {"type": "object"}}},
+    },
+}
+TOOL_CHOICE_SCHEMA: dict[str, Any] = {"anyOf": [
+    {"enum": ["none", "auto", "required"]},
+    {"type": "object", "required": ["function"], "description": "Names one of the tools.",
+     "properties": {"type": {"const": "function"},
+                    "function": {"type": "object", "required": ["name"],
+                                 "properties": {"name": FUNCTION_NAME}}}},
+    {"type": "null"},
+]}
 
 
 class JobCreate(BaseModel):

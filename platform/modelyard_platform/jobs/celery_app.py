@@ -8,17 +8,12 @@ in Redis because the job row holds them.
 from __future__ import annotations
 
 from celery import Celery
-from modelyard_registry.errors import ModelyardError
 from modelyard_registry.settings import Settings
+
+from ..errors import BrokerNotConfigured
 
 RUN_JOB = "modelyard.run_job"
 QUEUE = "modelyard"
-
-
-class BrokerNotConfigured(ModelyardError):
-    """No REDIS_URL: separate API/worker processes need a shared broker."""
-
-    exit_code = 2
 
 
 def broker_url(settings: Settings) -> str:

@@ -19,21 +19,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modelyard_registry.catalog import utcnow
-from modelyard_registry.errors import ModelyardError
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from ..errors import TooManyJobs
 from ..models import Job, JobStatus
 
 UNFINISHED = (JobStatus.queued, JobStatus.running)
 SERVED_WINDOW = timedelta(days=1)  # bounds the scan for "last served" to recent, indexed rows
-
-
-class TooManyJobs(ModelyardError):
-    """The team already has its maximum of queued + running jobs."""
-
-    http_status = 429
-    error_type = "too_many_jobs"
 
 
 def check_team_backlog(

@@ -28,6 +28,7 @@ from modelyard_registry.settings import Settings
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from ..errors import describe, error_detail
 from ..models import Job, JobStatus
 from ..products import ProductLike
 from . import fair, store
@@ -70,17 +71,9 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def error_body(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, ModelyardError):
-        body: dict[str, Any] = {"type": exc.error_type, "message": exc.message}
-        if exc.field:
-            body["field"] = exc.field
-        return body
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        return {"type": "invalid_output", "message": first["msg"],
-                "field": ".".join(str(p) for p in first["loc"])}
-    return {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+def job_error(exc: BaseException) -> dict[str, Any]:
+    """A failed job's ``error``: a pydantic error here is the product's output failing its model."""
+    return describe(exc, invalid_type="invalid_output")
 
 
 class Heartbeat:
@@ -143,11 +136,10 @@ class JobRunner:
             if job is None:
                 return "not claimable (finished, cancelled, or held by a live worker)"
             if job.attempts > self.settings.job_max_attempts:
-                store.finish(session, job.id, owner, JobStatus.failed, error={
-                    "type": "gave_up",
-                    "message": f"gave up after {job.attempts - 1} deliveries "
+                store.finish(session, job.id, owner, JobStatus.failed, error=error_detail(
+                    "gave_up", f"gave up after {job.attempts - 1} deliveries "
                                "(each worker died or hit the time limit)",
-                })
+                ))
                 return "gave up"
             # The claimed job may not be the message's (fair share): announce and lease *it*.
             self.bus.emit(session, job.id, "status",
@@ -202,15 +194,15 @@ class JobRunner:
         from celery.exceptions import SoftTimeLimitExceeded
 
         if isinstance(exc, SoftTimeLimitExceeded):
-            body = {"type": "time_limit",
-                    "message": f"the job ran over {self.settings.job_soft_time_limit_s:g}s"}
+            body = error_detail(
+                "time_limit", f"the job ran over {self.settings.job_soft_time_limit_s:g}s")
         else:
             retry = is_transient(exc) and retries < self.settings.job_max_retries
             if retry and self._requeue(job, owner, exc, retries):
                 raise Transient(str(exc)) from exc
             if not isinstance(exc, ModelyardError | ValidationError):
                 log.exception("job %s failed", job.id)
-            body = error_body(exc)
+            body = job_error(exc)
         with self.sessions() as session:
             store.finish(session, job.id, owner, JobStatus.failed, error=body)
         self.bus.announce(job.id, 0)
@@ -228,7 +220,7 @@ class JobRunner:
                     return False
                 self.bus.emit(session, job.id, "status", {
                     "status": JobStatus.queued.value,
-                    "retry": retries + 1, "reason": error_body(exc)["message"],
+                    "retry": retries + 1, "reason": job_error(exc)["message"],
                 })
                 return True
         except Exception as again:

@@ -15,13 +15,8 @@ from modelyard_platform import accounts
 from modelyard_platform.accounts.mail import mail_configured
 from modelyard_platform.accounts.oidc import sso_enabled
 from modelyard_platform.api.deps import ServicesDep, SessionDep
-from modelyard_platform.auth import (
-    Principal,
-    Unauthorized,
-    authenticate,
-    create_key,
-    revoke_key,
-)
+from modelyard_platform.auth import Principal, authenticate, create_key, revoke_key
+from modelyard_platform.errors import Unauthorized
 from modelyard_platform.models import ApiKey, Team, User
 from modelyard_registry.errors import ModelyardError
 from modelyard_registry.settings import Settings

@@ -23,12 +23,14 @@ from modelyard_registry.runtimes import GenerationRequest
 from modelyard_registry.schema_limits import check_schema
 from modelyard_registry.settings import Settings
 from modelyard_registry.validators import json_schema_validator, tool_calls_validator
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from sqlmodel import Session
 
+from ...errors import error_body
+from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
-from ..errors import error_body
 from ..relay import relay
+from ..schemas import TOOL_CHOICE_SCHEMA, TOOL_SCHEMA
 from ..tool_request import calls_json, delta_json, tool_choice, tool_names
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -63,8 +65,8 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stop: str | list[str] | None = None
     response_format: ResponseFormat | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
+    tools: list[Annotated[dict[str, Any], WithJsonSchema(TOOL_SCHEMA)]] | None = None
+    tool_choice: Annotated[str | dict[str, Any] | None, WithJsonSchema(TOOL_CHOICE_SCHEMA)] = None
     n: int = Field(default=1, ge=1, le=1, description="One choice per request.")
 
     def check_caps(self, settings: Settings) -> None:
@@ -166,7 +168,10 @@ def _admit(session: Session, team_id: int) -> None:
     session.commit()
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, responses={
+    **errors(404, 502, 503, 504, 507),
+    200: {"description": "The completion; with ``stream: true``, Server-Sent Events.",
+          "content": {"application/json": {}, "text/event-stream": {}}}})
 async def chat_completions(
     body: ChatRequest,
     services: ServicesDep,

@@ -8,15 +8,15 @@ default) packs each vector as little-endian float32, as OpenAI does.
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from modelyard_registry.embeddings import embed
-from modelyard_registry.errors import InvalidInput
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
@@ -28,7 +28,8 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1, description="modelyard-embed, modelyard-route-embed, or a "
                        "registered model with the embeddings capability.")
-    input: str | list[str] = Field(description="One text or a list of up to 2,048 texts.")
+    input: str | Annotated[list[str], Field(min_length=1, max_length=2048)] = Field(
+        description="One text or a list of 1 to 2,048 texts.")
     encoding_format: Literal["float", "base64"] = "float"
 
     def texts(self) -> list[str]:
@@ -53,12 +54,11 @@ class EmbeddingResponse(BaseModel):
     usage: EmbeddingUsage
 
 
-@router.post("/embeddings", response_model=EmbeddingResponse)
+@router.post("/embeddings", response_model=EmbeddingResponse,
+             responses=errors(404, 502, 503))
 async def create_embeddings(body: EmbeddingRequest, services: ServicesDep, session: SessionDep,
                             _: PrincipalDep) -> EmbeddingResponse:
     texts = body.texts()
-    if len(texts) > 2048:
-        raise InvalidInput("input holds more than 2,048 texts", field="input")
     result = await run_in_threadpool(embed, session, services.settings, body.model, texts)
 
     def encode(vector: list[float]) -> list[float] | str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from modelyard_registry.evals.store import SuiteCreate, SuitePublic, add_suite, list_suites
 
+from ..contract import errors
 from ..deps import AdminDep, PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["evals"])
@@ -19,7 +20,7 @@ def get_evals(session: SessionDep, _: PrincipalDep) -> list[SuitePublic]:
     return list_suites(session)
 
 
-@router.post("/evals", status_code=201)
+@router.post("/evals", status_code=201, responses=errors(403))
 def post_eval(body: SuiteCreate, session: SessionDep, _: AdminDep,
               response: Response) -> SuitePublic:
     """Add a suite; the same content again answers 200 unchanged, new content replaces (200)."""

@@ -31,6 +31,7 @@ from modelyard_registry.errors import ModelyardError
 from ...jobs import store
 from ...jobs.events import channel
 from ...models import TERMINAL
+from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep
 from ..services import Services
 
@@ -159,7 +160,10 @@ def event_response(request: Request, services: Services, job_id: str,
     )
 
 
-@router.get("/{job_id}/events")
+@router.get("/{job_id}/events", response_class=StreamingResponse, responses={
+    **errors(404),
+    200: {"description": "Server-Sent Events until the job ends.",
+          "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
 def job_events(
     job_id: str,
     request: Request,

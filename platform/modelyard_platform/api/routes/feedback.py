@@ -7,18 +7,19 @@ updates that row and answers 200 with the same ``id`` (201 the first time).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from modelyard_registry.evidence import FeedbackIn, FeedbackPublic, list_feedback, record_feedback
 
+from ..contract import errors
 from ..deps import PrincipalDep, SessionDep
+from ..schemas import IsoDatetime
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
 
-@router.post("/feedback", status_code=201)
+@router.post("/feedback", status_code=201, responses=errors(404))
 def post_feedback(body: FeedbackIn, session: SessionDep, principal: PrincipalDep,
                   response: Response) -> FeedbackPublic:
     recorded = record_feedback(session, team_id=principal.team_id, feedback_in=body)
@@ -30,7 +31,7 @@ def post_feedback(body: FeedbackIn, session: SessionDep, principal: PrincipalDep
 @router.get("/feedback")
 def get_feedback(
     session: SessionDep, principal: PrincipalDep,
-    since: Annotated[datetime | None, Query(description="Only feedback given since then.")
+    since: Annotated[IsoDatetime | None, Query(description="Only feedback given since then.")
                      ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[FeedbackPublic]:

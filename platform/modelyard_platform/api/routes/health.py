@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hmac
+from typing import Literal
 
 import redis
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from sqlalchemy import text
 
-from ...auth import Forbidden
+from ...errors import Forbidden
+from ..contract import errors
 from ..deps import ServicesDep, SessionDep, bearer, get_principal
 from ..services import Services
 
@@ -46,7 +49,13 @@ def _checks(services: Services) -> dict[str, str]:
     return checks
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]
+
+
+@router.get("/readyz", response_model=Readiness, responses={
+    503: {"model": Readiness, "description": "The database or the broker does not answer."}})
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when the database and the broker answer."""
     checks = await run_in_threadpool(_checks, services)
@@ -55,7 +64,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
                         status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response,
+            openapi_extra={"security": [{"bearer": []}]}, responses={
+    **errors(403),
+    200: {"description": "Prometheus text exposition.",
+          "content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def metrics(request: Request, services: ServicesDep, session: SessionDep) -> Response:
     """Prometheus exposition, for the metrics token or an admin key.
 

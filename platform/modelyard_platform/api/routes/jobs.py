@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from ...jobs import store
 from ...models import JobStatus
+from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
 from ..schemas import JobPage, JobPublic
 
@@ -31,13 +32,13 @@ def list_jobs(
                    next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobPublic)
+@router.get("/{job_id}", response_model=JobPublic, responses=errors(404))
 def get_job(job_id: str, session: SessionDep, principal: PrincipalDep) -> JobPublic:
     job = store.get_job(session, team_id=principal.team_id, job_id=job_id)
     return JobPublic.of(job, calls=store.job_calls(session, job.id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobPublic)
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=errors(404))
 def cancel_job(
     job_id: str, session: SessionDep, principal: PrincipalDep, services: ServicesDep
 ) -> JobPublic:

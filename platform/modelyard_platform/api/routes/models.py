@@ -17,6 +17,7 @@ from modelyard_registry.settings import Settings
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
+from ..contract import errors
 from ..deps import AdminDep, PrincipalDep, ServicesDep, SessionDep
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -91,14 +92,14 @@ def list_models(session: SessionDep, services: ServicesDep, principal: Principal
             "data": _items(session, services.settings, admin=principal.admin)}
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=errors(404))
 def get_model(name: str, session: SessionDep, services: ServicesDep, principal: PrincipalDep
               ) -> dict[str, Any]:
     entry = catalog.get_model(session, name)
     return _items(session, services.settings, [entry], admin=principal.admin)[0]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(403, 409, 502, 503, 504, 507))
 async def add_model(
     body: ModelAdd, services: ServicesDep, session: SessionDep, _: AdminDep
 ) -> dict[str, Any]:
@@ -124,7 +125,7 @@ async def add_model(
     return _item(session, settings, entry)
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses=errors(403, 404))
 def update_model(name: str, body: ModelUpdate, session: SessionDep, services: ServicesDep,
                  _: AdminDep) -> dict[str, Any]:
     if not body.model_dump(exclude_unset=True):
@@ -133,7 +134,7 @@ def update_model(name: str, body: ModelUpdate, session: SessionDep, services: Se
     return _item(session, services.settings, entry)
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, responses=errors(403, 404))
 def delete_model(name: str, session: SessionDep, _: AdminDep) -> Response:
     catalog.remove_model(session, name)
     return Response(status_code=204)

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from ...jobs import store
 from ...jobs.submit import submit_job
 from ...products import ProductLike
+from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
-from ..errors import validation_response
+from ..handlers import validation_response
 from ..schemas import JobCreate, JobPublic, ProductPublic
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
@@ -39,12 +40,13 @@ def list_products(services: ServicesDep, _: PrincipalDep) -> dict[str, list[Prod
     return {"data": [describe(p) for p in services.products.values()]}
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=errors(404))
 def get_product(name: str, services: ServicesDep, _: PrincipalDep) -> ProductPublic:
     return describe(find_product(services, name))
 
 
-@router.post("/{name}/jobs", status_code=202, response_model=JobPublic)
+@router.post("/{name}/jobs", status_code=202, response_model=JobPublic,
+             responses=errors(404, 409))
 def submit(
     name: str,
     body: JobCreate,

@@ -12,12 +12,13 @@ from fastapi.concurrency import run_in_threadpool
 from modelyard_registry.routing.explain import explain
 from modelyard_registry.routing.public import DecisionPublic, ExplainRequest
 
+from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
 
 router = APIRouter(prefix="/v1/route", tags=["routing"])
 
 
-@router.post("/explain", response_model=DecisionPublic)
+@router.post("/explain", response_model=DecisionPublic, responses=errors(404))
 async def explain_route(
     body: ExplainRequest, services: ServicesDep, session: SessionDep, _: PrincipalDep
 ) -> DecisionPublic:

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ... import usage as usage_data
-from ...auth import Forbidden
+from ...errors import Forbidden
 from ...savings import SavingsReport, savings
+from ..contract import errors
 from ..deps import PrincipalDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["usage"])
@@ -30,7 +31,7 @@ def get_usage(
                             group_by=group_by)
 
 
-@router.get("/usage/savings")
+@router.get("/usage/savings", responses=errors(403))
 def get_savings(
     session: SessionDep,
     settings: SettingsDep,
