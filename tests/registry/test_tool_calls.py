@@ -53,6 +53,16 @@ def test_a_call_streams_its_name_first_then_arguments_however_the_text_is_cut(si
     assert parser.complete
 
 
+def test_a_bare_call_without_tags_is_a_call_too() -> None:
+    bare = CALL.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>")
+    parser = ToolStreamParser(auto=True, new_id=lambda: "c")
+    out = _run(parser, [bare[i:i + 5] for i in range(0, len(bare), 5)])
+    calls = join_tool_calls([m for m in out if isinstance(m, ToolCallDelta)])
+    assert calls == [ToolCall("c", "get_order", '{"order_id": "A-5512"}')] and parser.complete
+    json_text = ToolStreamParser(auto=True, bare=False)  # response_format: JSON text answers
+    assert json_text.feed('{"a": 1}') == [Pieces('{"a": 1}')]
+
+
 def test_auto_text_streams_as_text() -> None:
     parser = ToolStreamParser(auto=True)
     out = _run(parser, ["Hel", "lo <b>", "!"])
@@ -70,6 +80,10 @@ def test_a_call_cut_by_max_tokens_is_not_complete() -> None:
 def test_grammar_frames_one_call_of_the_allowed_functions() -> None:
     auto = tool_grammar([GET_ORDER, CANCEL], "auto", None, None)
     assert "root ::= tool-call | text-answer" in auto
+    assert "text-answer ::= [^<{]" in auto  # text never starts like a call
+    assert auto.count('"get_order') == 1 and '"{\\"name\\": \\""' in auto  # bare frame
+    schema_text = tool_grammar([GET_ORDER], "auto", None, {"type": "object"})
+    assert '"{\\"name\\": \\""' not in schema_text  # only tagged calls beside JSON text
     assert '"get_order\\", \\"arguments\\": "' in auto and "cancel_order" in auto
     required = tool_grammar([GET_ORDER, CANCEL], "required", None, None)
     assert "root ::= tool-call\n" in required and "text-answer" not in required

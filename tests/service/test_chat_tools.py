@@ -50,3 +50,24 @@ def test_tool_choice_none_is_served_without_tools(client: tuple[TestClient, str]
                                "messages": [{"role": "user", "content": "Say hi."}]})
     assert response.status_code == 200, response.text
     assert response.json()["model"] == "smol"
+
+
+@pytest.mark.parametrize(("tools", "choice", "field"), [
+    ([{"type": "function", "function": {"name": "get order"}}], None, "tools.0.function.name"),
+    ([{"type": "retrieval"}], None, "tools.0"),
+    ([GET_ORDER, GET_ORDER], None, "tools"),
+    ([GET_ORDER], {"type": "function", "function": {"name": "drop_table"}}, "tool_choice"),
+    ([GET_ORDER], "sometimes", "tool_choice"),
+])
+def test_bad_tools_are_a_422_naming_the_field_before_any_model_runs(
+    client: tuple[TestClient, str], tools: list[dict[str, object]], choice: object, field: str
+) -> None:
+    http, key = client
+    body: dict[str, object] = {"model": "smol", "tools": tools,
+                               "messages": [{"role": "user", "content": "Hi"}]}
+    if choice is not None:
+        body["tool_choice"] = choice
+    response = http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                         json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field

@@ -33,6 +33,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 from .runner_wire import REPEAT_PENALTY, Counted, Done, Failed, Generate, Pieces, Tokenize
 from .tool_calls import (
     ToolStreamParser,
+    bare_calls,
     prepare_messages,
     template_supports_tools,
     tool_grammar,
@@ -94,8 +95,9 @@ class Model:
             grammar = tool_grammar(tools, request.tool_choice, request.tool_name,
                                    request.json_schema)
             kwargs["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
-            parser = ToolStreamParser(auto=request.tool_choice == "auto"
-                                      and request.tool_name is None)
+            parser = ToolStreamParser(
+                auto=request.tool_choice == "auto" and request.tool_name is None,
+                bare=bare_calls(request.tool_choice, request.tool_name, request.json_schema))
         elif request.json_schema is not None:
             kwargs["grammar"] = _grammar(request.json_schema)
         with self.lock:

@@ -9,10 +9,11 @@ one Qwen2.5's chat template teaches (Hermes-style, also used by many other templ
 
 The grammar pins that frame byte for byte and constrains ``arguments`` by the function's JSON
 Schema (llama.cpp's converter, the same one ``response_format`` uses), so a call always parses
-and validates.  With ``tool_choice`` "auto" the grammar also allows a plain-text answer that
-does not start with ``<``: the first character decides which one the model chose, and text
-streams as it comes.  Only one call per turn (no parallel calls): a second call is where small
-models start to loop.
+and validates.  The same object without the tags is accepted too: Qwen2.5-Coder-0.5B, taught the
+tagged form by its own template, writes the bare object.  With ``tool_choice`` "auto" the grammar
+also allows a plain-text answer that starts with neither ``<`` nor ``{``: the first character
+decides which one the model chose, and text streams as it comes.  Only one call per turn (no
+parallel calls): a second call is where small models start to loop.
 
 A model whose own template does not mention ``tools`` (an operator gave it the capability by
 hand) gets the same instructions as a system message and tool history as plain text, so any chat
@@ -33,8 +34,10 @@ from .base import ToolCallDelta, ToolChoice
 from .runner_wire import Pieces
 
 CALL_OPEN = '<tool_call>\n{"name": "'
-ARGS_SEP = '", "arguments": '
 CALL_CLOSE = "}\n</tool_call>"
+BARE_OPEN = '{"name": "'
+BARE_CLOSE = "}"
+ARGS_SEP = '", "arguments": '
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for function names
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
 
@@ -52,7 +55,9 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
                  text_schema: dict[str, Any] | None) -> str:
     """GBNF for one call of an allowed function, or (``auto``) a text answer.
 
-    ``text_schema`` (a ``response_format`` schema) constrains the text answer too.
+    ``text_schema`` (a ``response_format`` schema) constrains the text answer too; a JSON text
+    answer and a bare call would share their first characters, so then only tagged calls are
+    allowed (``bare_calls``).
     """
     conv = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     alternatives = []
@@ -65,23 +70,29 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
     if not alternatives:
         raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
     _strict_strings(conv)
-    rules = [
-        conv.format_grammar(),
-        f"tool-call ::= {conv._format_literal(CALL_OPEN)} ({' | '.join(alternatives)}) "
-        f"{conv._format_literal(CALL_CLOSE)}",
-    ]
+    lit = conv._format_literal
+    frames = [f"{lit(CALL_OPEN)} call-body {lit(CALL_CLOSE)}"]
+    if bare_calls(choice, name, text_schema):
+        frames.append(f"{lit(BARE_OPEN)} call-body {lit(BARE_CLOSE)}")
+    rules = [conv.format_grammar(), f"call-body ::= {' | '.join(alternatives)}",
+             f"tool-call ::= {' | '.join(frames)}"]
     if choice == "auto" and name is None:
         if text_schema is not None:
             text = conv.visit(conv.resolve_refs(text_schema, "text"), "text-answer")
             _strict_strings(conv)
-            rules = [conv.format_grammar(), rules[1]]
+            rules = [conv.format_grammar(), *rules[1:]]
         else:
             text = "text-answer"
-            rules.append('text-answer ::= [^<] [^\\x00]*')
+            rules.append('text-answer ::= [^<{] [^\\x00]*')
         rules.append(f"root ::= tool-call | {text}")
     else:
         rules.append("root ::= tool-call")
     return "\n".join(rules) + "\n"
+
+
+def bare_calls(choice: ToolChoice, name: str | None, text_schema: dict[str, Any] | None) -> bool:
+    """Whether a call may come without its tags (not when a JSON text answer is possible)."""
+    return not (choice == "auto" and name is None and text_schema is not None)
 
 
 def _strict_strings(conv: SchemaConverter) -> None:
@@ -170,12 +181,18 @@ def new_call_id() -> str:
 class ToolStreamParser:
     """Turns the sampled text into text pieces or one streamed tool call.
 
-    The grammar fixes the frame, so the parser only has to find the name after ``CALL_OPEN``
-    and hold back the last ``len(CALL_CLOSE)`` characters of the arguments until the end.
+    The grammar fixes the frame, so the first character says which one it is (``<`` tagged,
+    ``{`` bare when ``bare`` calls are allowed, anything else text), and the parser only has to
+    find the name after the frame's opening and hold back the length of its closing until the
+    end.
     """
 
-    def __init__(self, auto: bool, new_id: Callable[[], str] = new_call_id) -> None:
-        self.mode = "undecided" if auto else "call"
+    def __init__(self, auto: bool, bare: bool = True,
+                 new_id: Callable[[], str] = new_call_id) -> None:
+        self.mode = "undecided"
+        self.auto = auto
+        self.bare = bare
+        self.open, self.close = CALL_OPEN, CALL_CLOSE
         self.new_id = new_id
         self.buf = ""
         self.args_start: int | None = None
@@ -189,7 +206,9 @@ class ToolStreamParser:
         if self.mode == "undecided":
             if not self.buf:
                 return []
-            if not self.buf.startswith("<"):  # the grammar's text answer: never starts so
+            if self.bare and self.buf.startswith("{"):
+                self.open, self.close = BARE_OPEN, BARE_CLOSE
+            elif self.auto and not self.buf.startswith("<"):  # the grammar's text answer
                 text, self.buf, self.mode = self.buf, "", "text"
                 return [Pieces(text)]
             self.mode = "call"
@@ -203,14 +222,14 @@ class ToolStreamParser:
     def _call(self, final: bool) -> list[Pieces | ToolCallDelta]:
         out: list[Pieces | ToolCallDelta] = []
         if self.args_start is None:
-            at = self.buf.find(ARGS_SEP, len(CALL_OPEN))
+            at = self.buf.find(ARGS_SEP, len(self.open))
             if at < 0:
                 return out
-            out.append(ToolCallDelta(index=0, id=self.new_id(), name=self.buf[len(CALL_OPEN):at]))
+            out.append(ToolCallDelta(index=0, id=self.new_id(), name=self.buf[len(self.open):at]))
             self.args_start = at + len(ARGS_SEP)
-        end = len(self.buf) - len(CALL_CLOSE)
+        end = len(self.buf) - len(self.close)
         if final:
-            self.complete = self.buf.endswith(CALL_CLOSE)
+            self.complete = self.buf.endswith(self.close)
             end = end if self.complete else len(self.buf)
         start = self.args_start + self.sent
         if end > start:
