@@ -170,7 +170,7 @@ def build_catalogue(settings: Settings, args: argparse.Namespace) -> list[str]:
             joined = args.models_dir / model.filename if args.models_dir else None
             if joined is not None and joined.exists():
                 register_gguf(session, settings, name=name, path=joined,
-                              capabilities=list(model.capabilities), sha256=model.sha256)
+                              capabilities=bundled.capabilities_of(model), sha256=model.sha256)
             else:
                 bundled.pull(session, settings, name)
     return list(LADDER)

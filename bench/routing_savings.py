@@ -121,7 +121,7 @@ def main() -> None:
                 paths[name] = joined
                 if name != "qwen2.5-coder-1.5b" or args.no_remote:
                     register_gguf(session, settings, name=name, path=joined,
-                                  capabilities=list(model.capabilities), sha256=model.sha256)
+                                  capabilities=bundled.capabilities_of(model), sha256=model.sha256)
             names = list(paths) if args.no_remote else ["smollm2-135m", "qwen2.5-coder-0.5b"]
             if not args.no_remote:
                 server, base = start_server(paths["qwen2.5-coder-1.5b"], "qwen-1.5b",

@@ -147,6 +147,11 @@ BUNDLED: dict[str, BundledModel] = {
 }
 
 
+def capabilities_of(model: BundledModel) -> list[str] | None:
+    """What to register: the pinned list, or None for "as the GGUF header states"."""
+    return list(model.capabilities) if model.capabilities is not None else None
+
+
 def bundled(name: str) -> BundledModel:
     try:
         return BUNDLED[name]
@@ -258,7 +263,7 @@ def pull_model(
         settings,
         name=name,
         path=target,
-        capabilities=list(model.capabilities) if model.capabilities is not None else None,
+        capabilities=capabilities_of(model),
         sha256=model.sha256,
     )
     return entry, True
