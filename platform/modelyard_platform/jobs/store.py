@@ -7,11 +7,11 @@ message exactly once.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
+import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelyard_registry.catalog import utcnow
@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from ..models import TERMINAL, Job, JobEvent, JobStatus
+from ..models import TERMINAL, Job, JobEvent, JobStatus, as_utc
 
 
 def request_hash(product: str, input_data: dict[str, Any], options: dict[str, Any]) -> str:
@@ -88,21 +88,26 @@ def get_job(session: Session, *, team_id: int | None, job_id: str) -> Job:
     return job
 
 
+# ``<microseconds since the epoch, UTC>-<job id>``: every string of this shape is a cursor that
+# reads (the API documents the pattern), so a client can only send a bad one by breaking it.
+CURSOR_PATTERN = r"^[0-9]{1,16}-[A-Za-z0-9_]{1,32}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    created = as_utc(job.created_at)
+    assert created is not None
+    micros = (created - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{job.id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, job_id = raw.split("|", 1)
-        when = datetime.fromisoformat(stamp)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("invalid cursor", field="cursor") from None
-    if when.tzinfo is None:  # stored times are UTC-aware: a naive one cannot be compared
-        raise InvalidInput("invalid cursor (its time has no timezone)", field="cursor")
-    return when, job_id
+    """The page boundary a cursor names: a UTC creation time (exact to the microsecond), an id."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise InvalidInput("invalid cursor: use next_cursor from the previous page",
+                           field="cursor")
+    micros, job_id = cursor.split("-", 1)
+    return _EPOCH + timedelta(microseconds=int(micros)), job_id
 
 
 def list_jobs(
@@ -120,7 +125,7 @@ def list_jobs(
         query = query.where(Job.status == status)
     if product is not None:
         query = query.where(Job.product == product)
-    if cursor:
+    if cursor is not None:  # an empty one too is a cursor we did not issue
         stamp, last_id = decode_cursor(cursor)
         query = query.where(
             or_(col(Job.created_at) < stamp,

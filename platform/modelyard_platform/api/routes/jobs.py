@@ -22,7 +22,9 @@ def list_jobs(
     status: JobStatus | None = None,
     product: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(
+        description="next_cursor of the previous page.",
+        json_schema_extra={"pattern": store.CURSOR_PATTERN})] = None,
 ) -> JobPage:
     jobs, next_cursor = store.list_jobs(
         session, team_id=principal.team_id, status=status, product=product, limit=limit,
