@@ -19,6 +19,8 @@ from modelyard_registry import bundled
 from modelyard_registry.db import session_scope
 from modelyard_registry.settings import Settings
 
+from tests.private_services import PostgresTemplate, PrivatePostgres, PrivateRedis
+
 OPT_IN = {
     # marker: the variable that opts in
     "ladder": "MODELYARD_TEST_LADDER",
@@ -136,3 +138,35 @@ def openai_server(smollm2_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis of this test's own (free port, append-only data) that it may stop and restart."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[PostgresTemplate]:
+    """One initdb per session; each ``private_postgres`` starts on a copy of it."""
+    template = PostgresTemplate.create()
+    try:
+        yield template
+    finally:
+        template.remove()
+
+
+@pytest.fixture
+def private_postgres(postgres_template: PostgresTemplate) -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of this test's own (127.0.0.1, free port) it may stop and restart."""
+    server = PrivatePostgres(postgres_template)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()

@@ -17,7 +17,8 @@ from .catalog import (
     validate_slug,
 )
 from .errors import Conflict
-from .gguf_info import GGUFInfo, read_gguf, sha256_file
+from .gguf_info import GGUFInfo, sha256_file
+from .gguf_probe import read_gguf_bounded
 from .settings import Settings
 
 
@@ -44,12 +45,16 @@ def register_gguf(
     sha256: str | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> ModelEntry:
-    """Validate everything first, so a bad file or a taken name leaves the catalogue unchanged."""
+    """Validate everything first, so a bad file or a taken name leaves the catalogue unchanged.
+
+    The header is read by a resource-limited child process (``gguf_probe``): a hostile file
+    costs that child, never the API or CLI process that registers it.
+    """
     validate_slug(name)
     if find_model(session, name) is not None:
         raise Conflict(f"a model named {name!r} already exists", field="name")
     path = path.expanduser().resolve()
-    info = read_gguf(path)
+    info = read_gguf_bounded(path)
     digest = sha256 or sha256_file(path, on_bytes)
     model_in = ModelCreate(
         name=name,

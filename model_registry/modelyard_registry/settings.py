@@ -195,8 +195,13 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Worker processes per `yard worker`."
     )
     max_streams_per_key: int = Field(
-        default=8, ge=0, description="Job event streams one key may hold open per API process; "
-        "one more is a 429 (0: no limit)."
+        default=8, ge=0, description="Job event streams one key may hold open across every API "
+        "process (counted in Redis; per process while Redis is down); one more is a 429 "
+        "(0: no limit)."
+    )
+    stream_lease_s: float = Field(
+        default=30.0, gt=0, description="How long an open event stream's slot stays counted "
+        "without renewal (open streams renew it): a killed API process frees its slots after this."
     )
     team_max_jobs: int = Field(
         default=200, ge=0, description="Jobs one team may have queued + running; more is a "

@@ -33,6 +33,10 @@ class TooManyJobs(ModelyardError, status=429, error_type="too_many_jobs"):
     """The team already has its maximum of queued + running jobs."""
 
 
+class TooManyStreams(ModelyardError, status=429, error_type="too_many_streams"):
+    """The key already holds its maximum of open job event streams (across API processes)."""
+
+
 class OverBudget(ModelyardError, status=429, error_type="over_budget"):
     """The team spent its monthly budget."""
 

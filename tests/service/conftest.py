@@ -71,6 +71,7 @@ class Stack:
     admin_key: str
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    more_apis: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key or self.admin_key}"}
@@ -88,6 +89,19 @@ class Stack:
         )
         self.workers.append(proc)
         return proc
+
+    def start_api(self) -> tuple[subprocess.Popen[bytes], str]:
+        """One more API process on the same database and Redis; returns it and its base URL."""
+        port = free_port()
+        log = open(self.home / f"api-{len(self.more_apis) + 1}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelyard_platform", "api", "--port", str(port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.more_apis.append(proc)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{base_url}/healthz", 60, proc)
+        return proc, base_url
 
     def kill_workers(self) -> None:
         """SIGKILL every worker process group: what a machine loss looks like."""
@@ -110,7 +124,7 @@ class Stack:
         raise AssertionError(f"job {job_id} did not finish in {timeout_s}s; logs:\n{logs}")
 
     def stop(self) -> None:
-        procs = [p for p in [self.api, *self.workers] if p is not None]
+        procs = [p for p in [self.api, *self.more_apis, *self.workers] if p is not None]
         for proc in procs:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

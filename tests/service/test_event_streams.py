@@ -4,9 +4,12 @@ connection, a key's open streams are capped (429), and Last-Event-ID resumes exa
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from contextlib import ExitStack
 
+import httpx
 import pytest
 
 from .conftest import StackFactory
@@ -84,3 +87,35 @@ def test_last_event_id_resumes_without_loss_or_duplicates(
         assert everything == list(range(1, len(everything) + 1)) and len(everything) >= 2
         for last in range(len(everything)):
             assert read(last) == everything[last:]
+
+
+def test_the_stream_cap_holds_across_api_processes(stack_factory: StackFactory) -> None:
+    """Two API processes share one key's cap (counted in Redis); a SIGKILLed API process
+    cannot say goodbye, and its slot comes back when its lease lapses."""
+    stack = stack_factory(workers=0, with_model=False, env={
+        "MODELYARD_MAX_STREAMS_PER_KEY": "3", "MODELYARD_STREAM_LEASE_S": "2"})
+    second, second_url = stack.start_api()
+    key = stack.key("team-a")
+    auth = {"Authorization": f"Bearer {key}"}
+    with stack.client(key) as one, httpx.Client(base_url=second_url, headers=auth) as two, \
+            ExitStack() as streams:
+        job_id = submit(one, "echo", {"message": "no worker: it stays queued"})
+        url = f"/v1/jobs/{job_id}/events"
+        for http in (one, one, two):
+            response = streams.enter_context(http.stream("GET", url, timeout=60))
+            assert response.status_code == 200
+        for http in (one, two):
+            over = http.get(url)
+            assert over.status_code == 429, over.text
+            assert "3 event streams open" in over.json()["error"]["message"]
+
+        os.killpg(second.pid, signal.SIGKILL)
+        second.wait(10)
+        status = 429
+        for _ in range(150):  # its slot is held until its lease (2 s) lapses, then freed
+            with one.stream("GET", url, timeout=60) as again:
+                status = again.status_code
+            if status != 429:
+                break
+            time.sleep(0.2)
+        assert status == 200

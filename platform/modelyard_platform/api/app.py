@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from modelyard_registry.settings import Settings, get_settings
 
-from . import contract, handlers
+from . import contract, handlers, unavailable
 from .limits import BodyLimit
 from .observe import Observe
 from .routes import (
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     handlers.install(app)
+    unavailable.install(app)
     for module in (
         health, products, jobs, events, models, chat, usage, feedback, evals, embeddings, route,
     ):

@@ -26,6 +26,7 @@ from ..keycache import KeyCache
 from ..metrics import Metrics
 from ..products import ProductLike, all_products
 from .limits import RateLimiter
+from .stream_slots import StreamSlots
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Services:
         get_engine(self.db_url)  # migrate now, not on the first request
         self.bus = EventBus(self.settings.redis_url)
         self.limiter = RateLimiter(self.settings.rate_limit_per_minute, self.settings.redis_url)
+        self.stream_slots = StreamSlots(self.settings.redis_url, self.settings.stream_lease_s)
         self.metrics = Metrics(self.db_url)
         self.metrics.watch_replicas(
             lambda: self.runtimes.replica_states() if "runtimes" in self.__dict__ else [])
@@ -95,6 +97,7 @@ class Services:
 
     def close(self) -> None:
         self.bus.close()
+        self.stream_slots.close()
         self.watcher.close()
         if "committer" in self.__dict__:
             self.committer.close()

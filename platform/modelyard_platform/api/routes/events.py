@@ -7,7 +7,8 @@ Redis that went away: the stream falls back to polling, it does not end).
 A stream holds no database connection while it waits: each replay batch opens and closes its own
 short session, and the route checks access with one too (not the request's session, which would
 stay open as long as the response). Each key may hold ``max_streams_per_key`` streams open at
-once in one API process; one more is a 429.
+once across every API process (``stream_slots``: counted in Redis, renewed while the stream
+lives); one more is a 429.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 import weakref
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -26,7 +25,6 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from modelyard_registry.errors import ModelyardError
 
 from ...jobs import store
 from ...jobs.events import channel
@@ -34,53 +32,10 @@ from ...models import TERMINAL
 from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep
 from ..services import Services
+from ..stream_slots import StreamSlot
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 KEEPALIVE_S = 15.0
-
-
-class TooManyStreams(ModelyardError):
-    """The key already holds its maximum of open event streams."""
-
-    http_status = 429
-    error_type = "too_many_streams"
-
-
-class StreamSlots:
-    """Open streams per key in this process; a slot is given back exactly once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: Counter[str] = Counter()
-
-    def take(self, subject: str, limit: int) -> StreamSlot:
-        with self._lock:
-            if limit and self._open[subject] >= limit:
-                raise TooManyStreams(
-                    f"this key already has {self._open[subject]} event streams open, the most "
-                    f"allowed ({limit}); close one or poll GET /v1/jobs/{{id}}"
-                )
-            self._open[subject] += 1
-        return StreamSlot(self, subject)
-
-    def give_back(self, subject: str) -> None:
-        with self._lock:
-            self._open[subject] -= 1
-            if self._open[subject] <= 0:
-                del self._open[subject]
-
-
-class StreamSlot:
-    def __init__(self, slots: StreamSlots, subject: str) -> None:
-        self._slots, self._subject, self._held = slots, subject, True
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._slots.give_back(self._subject)
-
-
-SLOTS = StreamSlots()
 
 
 def _read(services: Services, job_id: str, after: int) -> tuple[list[dict[str, Any]], bool]:
@@ -128,12 +83,14 @@ async def _stream(request: Request, services: Services, job_id: str, after: int,
                     pubsub = None  # Redis went away: poll the database from now on
             else:
                 await asyncio.sleep(0.5)
+            if slot is not None and slot.renew_due:
+                await run_in_threadpool(slot.renew)
             if time.monotonic() - last_sent > KEEPALIVE_S:
                 yield ": keepalive\n\n"
                 last_sent = time.monotonic()
     finally:
-        if slot is not None:
-            slot.release()
+        if slot is not None:  # off the loop, and not awaited: a cancelled stream cannot wait
+            asyncio.get_running_loop().run_in_executor(None, slot.release)
         with contextlib.suppress(Exception):  # a Redis that went away cannot be told goodbye
             if pubsub is not None:
                 await pubsub.aclose()
@@ -149,7 +106,8 @@ def event_response(request: Request, services: Services, job_id: str,
     back when the stream ends, or when its generator is collected without ever starting.
     """
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    slot = SLOTS.take(subject, services.settings.max_streams_per_key) if subject else None
+    slot = (services.stream_slots.take(subject, services.settings.max_streams_per_key)
+            if subject else None)
     stream = _stream(request, services, job_id, after, slot)
     if slot is not None:
         weakref.finalize(stream, slot.release)
