@@ -41,14 +41,14 @@ def error_schema(doc: dict[str, Any], op: dict[str, Any], status: str) -> Any:
     return op["responses"][status]["content"]["application/json"]["schema"]
 
 
-def test_every_keyed_operation_declares_the_bearer_key_401_and_429(doc: dict[str, Any]) -> None:
+def test_every_keyed_operation_declares_the_bearer_key_401_429_and_503(doc: dict[str, Any]) -> None:
     scheme = doc["components"]["securitySchemes"]["bearer"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     keyed = [(m, p, op) for m, p, op in operations(doc) if (m, p) not in OPEN]
     assert len(keyed) >= 20
     for method, path, op in keyed:
         assert op.get("security") == [{"bearer": []}], (method, path)
-        for status in ("401", "429"):
+        for status in ("401", "429", "503"):
             assert error_schema(doc, op, status) == ERROR_REF, (method, path, status)
     for method, path in OPEN:
         assert "security" not in doc["paths"][path][method]

@@ -1,12 +1,13 @@
 """The OpenAPI document says what the code answers: every error status, with the one error body.
 
 Statuses that follow from how an operation is built are added here, once, from the document
-itself: a caller key (``security``, declared by ``deps.BEARER``) means 401 and 429 (the rate
-limit), any parameter or body 422, a body that is not JSON text 400, any method that may carry
-a body 413 and 422 (``BodyLimit``: size and JSON depth). What only the route's own logic knows
-(403 admin-only, a 404 for an unknown name, a 409, a backend's 502) the route declares with
-``errors(...)``. Every error answer shares ``ErrorBody``, replacing FastAPI's default 422
-schema, which is not what this API sends.
+itself: a caller key (``security``, declared by ``deps.BEARER``) means 401, 429 (the rate
+limit) and 503 (keys are read from the database: ``unavailable``), any parameter or body 422,
+a body that is not JSON text 400, any method that may carry a body 413 and 422 (``BodyLimit``:
+size and JSON depth). What only the route's own logic knows (403 admin-only, a 404 for an
+unknown name, a 409, a backend's 502) the route declares with ``errors(...)``. Every error
+answer shares ``ErrorBody``, replacing FastAPI's default 422 schema, which is not what this
+API sends.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ DESCRIPTIONS = {
     422: "Invalid input: `error.field` names the first field at fault.",
     429: "Too many requests, jobs or streams, or the team is over budget (see Retry-After).",
     502: "The model backend failed, crashed, or every cascade candidate was rejected.",
-    503: "The model backend is unreachable.",
+    503: "A model backend, the database or the broker is unreachable (see Retry-After).",
     504: "The model backend timed out.",
     507: "The model does not fit the configured memory budget.",
 }
@@ -46,8 +47,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def implied_statuses(method: str, operation: dict[str, Any]) -> set[int]:
     """The error statuses an operation answers because of how it is built (see the module doc)."""
     statuses: set[int] = set()
-    if operation.get("security"):
-        statuses |= {401, 429}
+    if operation.get("security"):  # the key is looked up in the database (``unavailable``)
+        statuses |= {401, 429, 503}
     if operation.get("parameters") or operation.get("requestBody"):
         statuses.add(422)
     if operation.get("requestBody"):
