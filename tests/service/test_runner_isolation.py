@@ -12,6 +12,10 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from modelyard_registry.db import session_scope
+from modelyard_registry.scores import Call
+from modelyard_registry.settings import Settings
+from sqlmodel import select
 
 from .conftest import Stack, StackFactory
 
@@ -83,6 +87,9 @@ def test_runner_crash_fails_one_request_and_the_api_lives_on(stack_factory: Stac
                     killed = runner_pid(stack)
                     os.kill(killed, signal.SIGSEGV)
         assert killed is not None
+        streamed = events[-2]["id"]
+        delivered = sum(1 for e in events if e.get("choices", [{}])[0].get("delta", {})
+                        .get("content"))
         crash = events[-1]["error"]
         assert crash["type"] == "backend_crashed"
         assert "smollm2-135m" in crash["message"] and "SIGSEGV" in crash["message"]
@@ -109,6 +116,15 @@ def test_runner_crash_fails_one_request_and_the_api_lives_on(stack_factory: Stac
         call.join(300)
         assert result["r"].status_code == 502
         assert result["r"].json()["error"]["type"] == "backend_crashed"
+
+    # Both crashed calls are billed for what they used (the machine time a local model held),
+    # as error rows: the stream with the tokens it delivered.
+    with session_scope(Settings(home=stack.home).effective_database_url) as session:
+        crashed = session.exec(select(Call).where(Call.outcome == "error")).all()
+    assert len(crashed) == 2, [(c.request_id, c.reason) for c in crashed]
+    assert all("BackendCrashed" in c.reason and c.cost_usd > 0 for c in crashed), crashed
+    stream_row = next(c for c in crashed if c.request_id == streamed)
+    assert stream_row.completion_tokens >= delivered > 0
 
     assert stack.api.poll() is None and stack.api.pid == api_pid
     with stack.client() as http:
