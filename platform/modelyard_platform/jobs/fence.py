@@ -42,7 +42,12 @@ class LeaseFence:
                     del self._owners[job_id]
 
     def __call__(self, session: Session, job_id: str) -> None:
-        """Raise ``LeaseLost`` (rolling the usage row back) unless this worker holds the lease."""
+        """Raise ``LeaseLost`` (rolling the usage row back) unless this worker holds the lease.
+
+        A cancelled job's last call is written all the same: the team asked for it and nobody
+        else will re-run it (the job then stops at its next step).  A refused row leaves its
+        reservation behind, which the job's next worker bills (``budget.bill_lost_attempts``).
+        """
         with self._lock:
             owner = self._owners.get(job_id)
         if owner is None:  # not a job this process runs under a lease (e.g. a test's cascade)
@@ -50,7 +55,9 @@ class LeaseFence:
         row = session.exec(
             select(Job.lease_owner, Job.status).where(col(Job.id) == job_id).with_for_update()
         ).first()
-        if row is None or row[0] != owner or row[1] != JobStatus.running:
+        if row is None or row[1] == JobStatus.cancelled:
+            return
+        if row[0] != owner or row[1] != JobStatus.running:
             raise LeaseLost(job_id)
 
 
