@@ -56,6 +56,14 @@ class EventReader(threading.Thread):
                 raise AssertionError(f"no such event within {timeout_s}s: {self.events}")
             time.sleep(0.05)
 
+    def wait_for_refusal(self, timeout_s: float = 60) -> None:
+        """Until a reconnect was refused (the server answered, but not 200)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.refused:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no reconnect was refused within {timeout_s}s")
+            time.sleep(0.05)
+
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout_s
         try:

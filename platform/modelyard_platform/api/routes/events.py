@@ -2,7 +2,9 @@
 
 Events are replayed from the database (``Last-Event-ID`` resumes after a reconnect); Redis
 pub/sub only wakes the stream up early, and a one-second poll covers a missed announcement (or a
-Redis that went away: the stream falls back to polling, it does not end).
+Redis that went away: the stream falls back to polling, it does not end, and subscribes again
+once Redis is back). A database that restarts does not end a stream either: it waits, sending
+keepalives, and goes on from the last event it sent.
 
 A stream holds no database connection while it waits: each replay batch opens and closes its own
 short session, and the route checks access with one too (not the request's session, which would
@@ -25,6 +27,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from redis.asyncio.client import PubSub
 
 from ...jobs import store
 from ...jobs.events import channel
@@ -33,9 +36,11 @@ from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep
 from ..services import Services
 from ..stream_slots import StreamSlot
+from ..unavailable import OUTAGES
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 KEEPALIVE_S = 15.0
+RESUBSCRIBE_S = 5.0
 
 
 def _read(services: Services, job_id: str, after: int) -> tuple[list[dict[str, Any]], bool]:
@@ -51,21 +56,33 @@ def format_sse(event: dict[str, Any]) -> str:
     return f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
 
 
+async def _subscribe(client: aioredis.Redis | None, job_id: str) -> PubSub | None:
+    """The job's channel, or None when there is no broker or it does not answer (poll then)."""
+    if client is None:
+        return None
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(channel(job_id))
+    except Exception:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+        return None
+    return pubsub
+
+
 async def _stream(request: Request, services: Services, job_id: str, after: int,
                   slot: StreamSlot | None = None) -> AsyncIterator[str]:
-    client = aioredis.Redis.from_url(services.settings.redis_url) \
+    client = aioredis.Redis.from_url(services.settings.redis_url, socket_connect_timeout=2) \
         if services.settings.redis_url else None
-    pubsub = client.pubsub() if client is not None else None
+    pubsub = await _subscribe(client, job_id)
     try:
-        if pubsub is not None:
-            try:
-                await pubsub.subscribe(channel(job_id))
-            except Exception:
-                pubsub = None  # no broker: poll the database
-        last_sent = time.monotonic()
+        last_sent = last_subscribe = time.monotonic()
         yield "retry: 2000\n\n"
         while True:
-            events, done = await run_in_threadpool(_read, services, job_id, after)
+            try:
+                events, done = await run_in_threadpool(_read, services, job_id, after)
+            except OUTAGES:  # the database is restarting: keep the stream, read again soon
+                events, done = [], False
             for event in events:
                 after = event["seq"]
                 yield format_sse(event)
@@ -79,10 +96,14 @@ async def _stream(request: Request, services: Services, job_id: str, after: int,
             if pubsub is not None:
                 try:
                     await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                except Exception:
-                    pubsub = None  # Redis went away: poll the database from now on
+                except Exception:  # Redis went away: poll the database until it is back
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                    pubsub, last_subscribe = None, time.monotonic()
             else:
                 await asyncio.sleep(0.5)
+                if client is not None and time.monotonic() - last_subscribe > RESUBSCRIBE_S:
+                    pubsub, last_subscribe = await _subscribe(client, job_id), time.monotonic()
             if slot is not None and slot.renew_due:
                 await run_in_threadpool(slot.renew)
             if time.monotonic() - last_sent > KEEPALIVE_S:
