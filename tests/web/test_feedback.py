@@ -102,7 +102,7 @@ def test_api_evals_list_for_teams_add_for_admins(
     user = {"Authorization": f"Bearer {keys['user']}"}
     admin = {"Authorization": f"Bearer {keys['admin']}"}
     names = [s["name"] for s in client.get("/v1/evals", headers=user).json()]
-    assert names == ["classify", "extract", "summarize", "qa"]
+    assert names == ["classify", "extract", "summarize", "qa", "tools"]
     suite: dict[str, Any] = {"name": "refunds", "kind": "support", "metric": "label",
              "config": {"labels": ["refund", "other"]},
              "items": [{"id": "1", "input": "Money back please", "expected": "refund"},
