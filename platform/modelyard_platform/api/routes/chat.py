@@ -203,7 +203,8 @@ async def chat_completions(
         temperature=body.temperature, stop=stop, json_schema=schema,
         tools=tools, tool_choice=choice, tool_name=forced,
     )
-    await run_in_threadpool(_admit, session, principal.team_id)
+    if session.in_transaction():  # only a key read on this session holds a connection
+        await run_in_threadpool(_admit, session, principal.team_id)
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     cascade = services.cascade
     if body.stream:
