@@ -65,8 +65,10 @@ def stack(redis_url: str, *, workers: int = 1, concurrency: int = 2, model: bool
                 [sys.executable, "-m", "modelyard_platform", "worker", "--loglevel", "warning"],
                 env=env, stdout=wlog, stderr=subprocess.STDOUT))
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 300  # a loaded machine takes minutes to import and migrate
+        while True:
+            if time.monotonic() > deadline or procs[0].poll() is not None:
+                raise RuntimeError(f"yard api did not come up; see {home / 'api.log'}")
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break

@@ -98,7 +98,7 @@ def _yard(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 90) -> None:
+def _wait(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
