@@ -46,7 +46,6 @@ import shutil
 import sys
 import tempfile
 import time
-import types
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ from typing import Any
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
+from modelyard_agents.contract import RunContext
 from modelyard_agents.registry import PRODUCTS
 from modelyard_registry import bundled
 from modelyard_registry.db import session_scope
@@ -63,6 +63,7 @@ from modelyard_registry.local_models import register_gguf
 from modelyard_registry.routing.candidates import MachineLimits
 from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.routing.decide import decide
+from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.routing.snapshot import load_candidates
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.scores import Call
@@ -133,8 +134,8 @@ def run_job(
 ) -> None:
     """One job, run directly like tests/agents/conftest.py's product_ctx (no API, no worker)."""
     job_id = f"{mode}-{item['id']}"
-    ctx = types.SimpleNamespace(job_id=job_id, team_id=None, progress=lambda _e: None,
-                                cascade=cascade, settings=settings, options=options)
+    ctx = RunContext(job_id=job_id, cascade=cascade, settings=settings,
+                     options=RoutingOptions(**options))
     start = time.perf_counter()
     output: dict[str, Any] | None
     try:
