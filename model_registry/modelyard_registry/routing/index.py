@@ -47,8 +47,14 @@ def _column(values: Sequence[float | int | None], *, zero_is_none: bool = False)
 class CatalogueIndex:
     """Columns of one catalogue snapshot; immutable, shared read-only between threads."""
 
-    def __init__(self, candidates: list[Candidate]) -> None:
+    def __init__(self, candidates: list[Candidate], *, loop_below: int = 32) -> None:
+        """Columns of ``candidates``; catalogues under ``loop_below`` entries use the loop.
+
+        Below a few dozen entries ``decide``'s loop is faster than numpy's fixed cost per array
+        operation (measured: 37 vs 62 microseconds at 10 entries, 226 vs 65 at 100).
+        """
         self.candidates = candidates
+        self.loop_below = loop_below
         self.names = [c.name for c in candidates]
         self.position = {name: i for i, name in enumerate(self.names)}
         n = len(candidates)
@@ -97,7 +103,8 @@ class CatalogueIndex:
     ) -> Decision:
         """``decide`` over this snapshot: the same decision, vectorised where that is safe."""
         pinned = spec.pinned_model
-        if predictions or (pinned is not None and pinned not in self.position):
+        if (predictions or len(self.candidates) < self.loop_below
+                or (pinned is not None and pinned not in self.position)):
             return self._loop(spec, prompt_tokens, limits, predictions, rule)
         tokens = self._tokens(prompt_tokens)
         if tokens is None:

@@ -84,7 +84,7 @@ def explained(d: object) -> tuple[object, ...]:
 def test_the_index_decides_as_the_loop_does(seed: int) -> None:
     rng = random.Random(seed)
     cands = catalogue(rng.choice([8, 60, 200]), rng)
-    index = CatalogueIndex(cands)
+    index = CatalogueIndex(cands, loop_below=0)
     chosen = 0
     for spec in specs(rng, [c.name for c in cands]):
         tokens: int | dict[str, int] = rng.choice([
@@ -112,7 +112,7 @@ def test_the_index_decides_as_the_loop_does(seed: int) -> None:
 def test_the_pick_is_one_of_the_explained_candidates() -> None:
     cands = catalogue(30, random.Random(11))
     spec = TaskSpec.build(kind="chat", min_quality=0.0, allow_unscored=True)
-    d = CatalogueIndex(cands).decide(spec, 50, LIMITS)
+    d = CatalogueIndex(cands, loop_below=0).decide(spec, 50, LIMITS)
     assert d.chosen is not None
     assert any(v is d.chosen for v in d.candidates)
     assert d.ranked()[0] is d.chosen
@@ -124,6 +124,6 @@ def test_predictions_take_the_loop() -> None:
     predictions = {n: Prediction(model=n, p=0.9 if n == names[-1] else 0.1, evidence=5.0,
                                  prior=None, neighbours=()) for n in names}
     spec = TaskSpec.build(kind="qa", min_quality=0.5, allow_unscored=True)
-    got = CatalogueIndex(cands).decide(spec, 10, LIMITS, predictions)
+    got = CatalogueIndex(cands, loop_below=0).decide(spec, 10, LIMITS, predictions)
     assert explained(got) == explained(decide(spec, 10, cands, LIMITS, predictions))
     assert got.basis == "prediction"
