@@ -157,7 +157,11 @@ class JobRunner:
         """
         lease_s = self.settings.job_lease_s
         if retries > 0 or fair.own_turn(session, job_id):
-            return store.claim(session, job_id, owner, lease_s)
+            job = store.claim(session, job_id, owner, lease_s)
+            if job is not None or retries > 0:
+                return job
+            # Its job already ran on another message's turn (fair share): this message is then
+            # that job's turn, or a queued job would wait for the reconciler with no message.
         for _ in range(3):
             candidates = fair.fair_candidates(session)
             if not candidates:
