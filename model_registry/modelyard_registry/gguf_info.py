@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import InvalidModelFile
+from .gguf_header import HeaderError, read_header
 
 GGUF_MAGIC = b"GGUF"
 _KV_BYTES = 2  # llama.cpp keeps the KV cache in f16 by default
@@ -57,63 +57,69 @@ def check_readable(path: Path) -> None:
         raise InvalidModelFile(f"{path} is not a GGUF file (bad magic)", field="gguf_path")
 
 
-def _field(reader: Any, key: str) -> Any:
-    field = reader.fields.get(key)
-    if field is None:
-        return None
-    try:
-        return field.contents()
-    except Exception:  # pragma: no cover - exotic field types
-        return None
+# Metadata the registry reads; everything else in the header (vocabulary, merges) is skipped.
+_WANTED_SUFFIXES = (
+    ".context_length", ".block_count", ".embedding_length", ".attention.head_count",
+    ".attention.head_count_kv", ".attention.key_length",
+)
+_WANTED_KEYS = frozenset({
+    "general.architecture", "general.name", "general.file_type", "general.alignment",
+    "tokenizer.chat_template",
+})
+
+
+def _wanted(key: str) -> bool:
+    return key in _WANTED_KEYS or key.endswith(_WANTED_SUFFIXES)
 
 
 def read_gguf(path: Path) -> GGUFInfo:
     """Parse the header and tensor index; raises ``InvalidModelFile`` on any defect."""
     check_readable(path)
-    from gguf import GGUFReader, LlamaFileType
+    from gguf import GGML_QUANT_SIZES, LlamaFileType
 
     size = path.stat().st_size
     try:
-        reader = GGUFReader(str(path), "r")
-    except Exception as exc:
+        header = read_header(path, _wanted, {int(k): v for k, v in GGML_QUANT_SIZES.items()})
+    except (HeaderError, OSError, ValueError) as exc:
         raise InvalidModelFile(
             f"{path} is not a valid GGUF file (truncated or corrupt header: {exc})",
             field="gguf_path",
         ) from exc
-    end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
-    if not reader.tensors or end > size:
+    end = max((t.data_offset + t.n_bytes for t in header.tensors), default=0)
+    if not header.tensors or end > size:
         raise InvalidModelFile(
             f"{path} is truncated: tensor data ends at byte {end} but the file has {size}",
             field="gguf_path",
         )
-    arch = str(_field(reader, "general.architecture") or "unknown")
-    template = _field(reader, "tokenizer.chat_template")
-    file_type = _field(reader, "general.file_type")
+    meta = header.metadata
+    arch = str(meta.get("general.architecture") or "unknown")
+    template = meta.get("tokenizer.chat_template")
     try:
-        quant = LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_")
-    except (TypeError, ValueError):
+        quant = LlamaFileType(int(meta["general.file_type"])).name.removeprefix("MOSTLY_")
+    except (KeyError, TypeError, ValueError):
         quant = "unknown"
-    heads = _field(reader, f"{arch}.attention.head_count")
-    heads_kv = _field(reader, f"{arch}.attention.head_count_kv") or heads
-    embd = _field(reader, f"{arch}.embedding_length")
-    key_len = _field(reader, f"{arch}.attention.key_length")
-    head_dim = key_len or (int(embd) // int(heads) if embd and heads else None)
+    heads = _as_int(meta.get(f"{arch}.attention.head_count"))
+    heads_kv = _as_int(meta.get(f"{arch}.attention.head_count_kv")) or heads
+    embd = _as_int(meta.get(f"{arch}.embedding_length"))
+    key_len = _as_int(meta.get(f"{arch}.attention.key_length"))
+    head_dim = key_len or (embd // heads if embd and heads else None)
+    name = meta.get("general.name")
     return GGUFInfo(
         architecture=arch,
-        name=_field(reader, "general.name"),
-        parameters=int(sum(int(t.n_elements) for t in reader.tensors)),
+        name=name if isinstance(name, str) else None,
+        parameters=sum(t.n_elements for t in header.tensors),
         quantization=quant,
-        context_length=_as_int(_field(reader, f"{arch}.context_length")),
-        has_chat_template=template is not None,
+        context_length=_as_int(meta.get(f"{arch}.context_length")),
+        has_chat_template=isinstance(template, str),
         template_tools=isinstance(template, str) and re.search(r"\btools\b", template) is not None,
-        n_layers=_as_int(_field(reader, f"{arch}.block_count")),
-        kv_width=int(heads_kv) * int(head_dim) if heads_kv and head_dim else None,
+        n_layers=_as_int(meta.get(f"{arch}.block_count")),
+        kv_width=heads_kv * head_dim if heads_kv and head_dim else None,
         size_bytes=size,
     )
 
 
-def _as_int(value: Any) -> int | None:
-    return int(value) if value is not None else None
+def _as_int(value: int | float | bool | str | None) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def sha256_file(path: Path, on_progress: Callable[[int], None] | None = None) -> str:

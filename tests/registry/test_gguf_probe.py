@@ -72,17 +72,32 @@ def test_hostile_headers_are_invalid_model_files(tmp_path: Path, smollm2_path: P
         assert str(path) in caught.value.message, (name, caught.value.message)
 
 
-@pytest.mark.parametrize("limits", [{"memory_headroom_bytes": 96 * 2**20}, {"cpu_s": 1}],
-                         ids=["memory", "cpu"])
-def test_a_header_that_needs_more_than_the_limits_is_refused(
-    tmp_path: Path, limits: dict[str, int]
-) -> None:
-    """Half a million empty vocabulary strings: a 4 MB file the reader turns into hundreds of
-    MB of Python objects and seconds of CPU. Over either allowance the child dies and the
-    caller gets a clear refusal; the caller's own process never held the parse."""
+def test_a_vocabulary_bomb_is_walked_not_materialised(tmp_path: Path) -> None:
+    """Half a million empty vocabulary strings (a 4 MB file ``gguf.GGUFReader`` turned into
+    hundreds of MB of Python objects): the header reader skips arrays by their length prefixes,
+    so the bomb costs nothing and the file is refused for what it is, a model without tensors."""
     count = 500_000
     vocab = (_str("tokenizer.ggml.tokens") + struct.pack("<IIQ", ARRAY, STRING, count)
              + struct.pack("<Q", 0) * count)
+    path = tmp_path / "vocab_bomb.gguf"
+    path.write_bytes(header(2, kv_string("general.architecture", "llama") + vocab))
+    with pytest.raises(InvalidModelFile) as caught:
+        read_gguf_bounded(path)
+    assert "truncated" in caught.value.message
+
+
+@pytest.mark.parametrize("limits", [{"memory_headroom_bytes": 16 * 2**20}, {"cpu_s": 1}],
+                         ids=["memory", "cpu"])
+def test_a_read_over_the_childs_limits_is_refused(
+    tmp_path: Path, limits: dict[str, int]
+) -> None:
+    """The child's allowances hold whatever the reader does: eight million empty vocabulary
+    strings take seconds of CPU to walk, and 16 MiB beyond the file is less than the child's
+    interpreter needs. Over either allowance the child dies and the caller gets a clear refusal;
+    the caller's own process never held the parse."""
+    count = 8_000_000
+    vocab = (_str("tokenizer.ggml.tokens") + struct.pack("<IIQ", ARRAY, STRING, count)
+             + bytes(8 * count))
     path = tmp_path / "vocab_bomb.gguf"
     path.write_bytes(header(2, kv_string("general.architecture", "llama") + vocab))
     with pytest.raises(InvalidModelFile) as caught:
