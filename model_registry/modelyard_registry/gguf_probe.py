@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from .errors import InvalidModelFile
@@ -33,6 +34,20 @@ CPU_S = 120
 MEMORY_HEADROOM_BYTES = 1024 * 1024 * 1024
 
 
+# Facts already read in this process, by file identity: re-registering the same file (a model
+# pulled into many homes, a test suite's fixtures) costs no new child. Any change to the file
+# changes its size, mtime or inode, so a stale answer cannot be served.
+_FileId = tuple[int, int, int, int]
+_READ: dict[_FileId, GGUFInfo] = {}
+_READ_MAX = 256
+_READ_LOCK = threading.Lock()
+
+
+def _file_id(path: Path) -> _FileId:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def read_gguf_bounded(
     path: Path,
     *,
@@ -42,6 +57,21 @@ def read_gguf_bounded(
 ) -> GGUFInfo:
     """The header's facts, read by a resource-limited child; ``InvalidModelFile`` otherwise."""
     check_readable(path)  # missing, a directory, unreadable, bad magic: no child needed
+    ident = _file_id(path)
+    with _READ_LOCK:
+        known = _READ.get(ident)
+    if known is not None:
+        return known
+    info = _read_in_child(path, timeout_s, cpu_s, memory_headroom_bytes)
+    with _READ_LOCK:
+        if len(_READ) >= _READ_MAX:
+            _READ.clear()
+        _READ[ident] = info
+    return info
+
+
+def _read_in_child(path: Path, timeout_s: float, cpu_s: int,
+                   memory_headroom_bytes: int) -> GGUFInfo:
     memory = path.stat().st_size + memory_headroom_bytes
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     try:

@@ -168,7 +168,7 @@ def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env["MODELYARD_PUBLIC_URL"] = base_url
-    _yard(env, "models", "pull", "smollm2-135m")
+    _yard(env, "models", "pull", "smollm2-135m", "--eval-limit", "2")  # 10 per kind: ~100 s
     admin_key = _yard(env, "keys", "create", "--team", "ops", "--admin").strip()
     user_key = _yard(env, "keys", "create", "--team", "web").strip()
     links = [_yard(env, "users", "create", email, "--team", team, "--admin").strip()
