@@ -24,7 +24,6 @@ from modelyard_registry.schema_limits import check_schema
 from modelyard_registry.settings import Settings
 from modelyard_registry.validators import json_schema_validator, tool_calls_validator
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
-from sqlmodel import Session
 
 from ...errors import error_body
 from ..contract import errors
@@ -158,16 +157,6 @@ def _options(pinned: str | None, min_quality: str | None, best_effort: str | Non
                           best_effort=_flag(best_effort, True))
 
 
-def _admit(session: Session, team_id: int) -> None:
-    """A commit, off the event loop, so no request holds a pooled connection while it waits.
-
-    The commit hands the connection back before the model call (see deps).  The budget is not
-    checked here: the cascade reserves the call's maximum against it (``budget.TeamBudgets``),
-    which also refuses a team that is over it.
-    """
-    session.commit()
-
-
 @router.post("/chat/completions", response_model=None, responses={
     **errors(404, 502, 503, 504, 507),
     200: {"description": "The completion; with ``stream: true``, Server-Sent Events.",
@@ -203,8 +192,11 @@ async def chat_completions(
         temperature=body.temperature, stop=stop, json_schema=schema,
         tools=tools, tool_choice=choice, tool_name=forced,
     )
-    if session.in_transaction():  # only a key read on this session holds a connection
-        await run_in_threadpool(_admit, session, principal.team_id)
+    # Hand back the connection a key read took before the model call, so no request holds a
+    # pooled connection while it waits (see deps). The budget is the cascade's: it reserves the
+    # call's maximum against it (``budget.TeamBudgets``).
+    if session.in_transaction():
+        await run_in_threadpool(session.commit)
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     cascade = services.cascade
     if body.stream:
