@@ -63,7 +63,18 @@ class ModelTooLarge(ModelyardError, status=507, error_type="model_too_large"):
 
 
 class BackendError(ModelyardError, status=502, exit_code=1, error_type="backend_error"):
-    """The model backend failed (remote 5xx after retries, engine error)."""
+    """The model backend failed (remote 5xx after retries, engine error).
+
+    ``reached``: the whole request reached the server before it failed (the connection dropped
+    or a read timed out after the request was sent, a stream broke mid-answer), so the server
+    may have generated, and a per-token server bills what it generated; what that was is
+    unknown.  The cascade bills such an attempt at its maximum.  False when the server never
+    had the request (connection refused) or answered with an error status.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, reached: bool = False) -> None:
+        super().__init__(message, field=field)
+        self.reached = reached
 
 
 class BackendTimeout(BackendError, status=504, error_type="backend_timeout"):

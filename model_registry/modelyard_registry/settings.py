@@ -203,6 +203,11 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How long an open event stream's slot stays counted "
         "without renewal (open streams renew it): a killed API process frees its slots after this."
     )
+    budget_reservation_ttl_s: float = Field(
+        default=3600.0, gt=0, description="How long a model call's budget reservation counts "
+        "without renewal (a live stream renews it every third of this): a process killed "
+        "mid-call stops holding its team's budget after this."
+    )
     team_max_jobs: int = Field(
         default=200, ge=0, description="Jobs one team may have queued + running; more is a "
         "429 at submission (0: no limit)."

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 
 import jsonschema
 import pytest
@@ -60,8 +61,9 @@ class _Counting(ThreadingHTTPServer):
     hits = 0
 
 
-def _serve(status: int | None) -> Iterator[tuple[str, _Counting]]:
-    """``status`` None hangs forever after reading the request; otherwise answers it."""
+def _serve(status: int | Literal["drop"] | None) -> Iterator[tuple[str, _Counting]]:
+    """``status`` None hangs forever after reading the request, ``"drop"`` closes the connection
+    without an answer; otherwise answers it."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -72,6 +74,9 @@ def _serve(status: int | None) -> Iterator[tuple[str, _Counting]]:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             if status is None:
                 time.sleep(30)
+                return
+            if status == "drop":
+                self.close_connection = True
                 return
             body = json.dumps({"error": {"message": "boom", "type": "server_error"}}).encode()
             self.send_response(status)
@@ -106,22 +111,39 @@ def rejecting_server() -> Iterator[tuple[str, _Counting]]:
     yield from _serve(400)
 
 
+@pytest.fixture
+def dropping_server() -> Iterator[tuple[str, _Counting]]:
+    yield from _serve("drop")
+
+
 def test_hanging_server_times_out_without_retrying(hanging_server: tuple[str, _Counting]) -> None:
     url, server = hanging_server
     started = time.monotonic()
-    with pytest.raises(BackendTimeout, match="within 1s"):
+    with pytest.raises(BackendTimeout, match="within 1s") as info:
         runtime(url, read_timeout_s=1.0).generate(HELLO)
     assert time.monotonic() - started < 8
     assert server.hits == 1
+    assert info.value.reached  # the server had the request: the attempt is not free
 
 
 def test_server_error_is_retried_a_bounded_number_of_times(
     failing_server: tuple[str, _Counting],
 ) -> None:
     url, server = failing_server
-    with pytest.raises(BackendError, match="HTTP 500"):
+    with pytest.raises(BackendError, match="HTTP 500") as info:
         runtime(url, max_retries=2).generate(HELLO)
     assert server.hits == 3  # first try + 2 retries
+    assert not info.value.reached  # it answered an error: nothing generated
+
+
+def test_a_connection_dropped_after_the_request_says_the_server_had_it(
+    dropping_server: tuple[str, _Counting],
+) -> None:
+    url, server = dropping_server
+    with pytest.raises(BackendUnreachable, match="dropped the connection") as info:
+        runtime(url, max_retries=1).generate(HELLO)
+    assert server.hits == 2
+    assert info.value.reached
 
 
 def test_client_error_is_not_retried(rejecting_server: tuple[str, _Counting]) -> None:
@@ -135,5 +157,6 @@ def test_refused_connection_is_retried_then_reported() -> None:
     with socket.socket() as s:  # a port that is bound but never listens refuses connections
         s.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
-        with pytest.raises(BackendUnreachable, match="3 attempts"):
+        with pytest.raises(BackendUnreachable, match="3 attempts") as info:
             runtime(url, max_retries=2).generate(HELLO)
+        assert not info.value.reached  # never sent: the attempt is free

@@ -5,22 +5,32 @@
   maximum, the calls beyond it get 429 ``over_budget``, and no reservation is left behind.
 - A client that goes away in the middle of a stream: the call is billed for the tokens it was
   sent (a per-token model used to bill $0), as an ``error`` row.
+- A model server SIGKILLed after it read a (non-streamed) request: the attempt is an ``error``
+  row billed its maximum (it used to bill $0), counted in the team's spend, reservation settled.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from modelyard_platform.models import BudgetReservation
+from modelyard_platform.models import BudgetReservation, Team
+from modelyard_platform.usage import committed
+from modelyard_registry.catalog import utcnow
 from modelyard_registry.db import session_scope
+from modelyard_registry.pricing import estimate_tokens
+from modelyard_registry.routing.cascade import render_plain
 from modelyard_registry.scores import Call
 from modelyard_registry.settings import Settings
 from sqlmodel import select
 
+from ..conftest import free_port, wait_http
 from .conftest import Stack, StackFactory, yard
 
 MAX_TOKENS = 4
@@ -136,3 +146,39 @@ def test_a_stream_the_client_leaves_is_billed_for_what_it_was_sent(
     assert row.cost_usd >= row.completion_tokens * PRICE_OUT / 1e6 > 0
     with httpx.Client(base_url=stack.base_url, timeout=30) as http:  # the API still serves
         assert http.get("/healthz").status_code == 200
+
+
+def test_a_remote_server_killed_mid_request_bills_the_attempt_its_maximum(
+        stack_factory: StackFactory) -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("dying_backend.py")),
+                               str(port)])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/models", 30, server)
+        stack = stack_factory(workers=0, with_model=False,
+                              env={"MODELYARD_RATE_LIMIT_PER_MINUTE": "0",
+                                   "MODELYARD_MAX_RETRIES": "1"})
+        yard(stack.env, "models", "add", "dying", "--endpoint", f"http://127.0.0.1:{port}/v1",
+             "--served-name", "dying", "--price-in", "1000", "--price-out", str(PRICE_OUT))
+        yard(stack.env, "teams", "budget", "ops", "1")
+        with stack.client() as http:
+            response = http.post("/v1/chat/completions", json={**BODY, "model": "dying"})
+        assert server.wait(30) == -9  # it read the request, then died: the call was in flight
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    assert response.status_code >= 500, response.text
+
+    prompt = estimate_tokens(render_plain(BODY["messages"]))  # type: ignore[arg-type]
+    maximum = prompt * 1000 / 1e6 + MAX
+    with session_scope(url_of(stack, None)) as session:
+        row = session.exec(select(Call)).one()
+        assert row.outcome == "error" and row.model_name == "dying"
+        assert "billed its maximum" in row.reason, row.reason
+        assert row.cost_usd == pytest.approx(maximum) and row.cost_usd > 0
+        team = session.exec(select(Team).where(Team.name == "ops")).one()
+        assert team.id is not None
+        spent, held = committed(session, team.id, utcnow())
+        assert spent == pytest.approx(maximum)
+        assert held == 0.0 and not session.exec(select(BudgetReservation)).all()

@@ -3,21 +3,31 @@
 The admission race in its bare form, on a real database: many threads admit calls of one team at
 the same moment, each for the same maximum; the calls then settle (usage row in, reservation
 out, one transaction).  Spend ends within the budget plus one call's maximum, and the next call
-is refused.  A reservation left by a process that died counts until it expires, not forever.
+is refused.  A reservation left by a process that died counts until it expires, not forever; a
+live stream renews its own, so it outlives its lifetime and a concurrent spender stays refused.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from modelyard_platform.budget import release, reserve
+from modelyard_platform.budget import TeamBudgets, release, reserve
 from modelyard_platform.models import BudgetReservation, Team
 from modelyard_platform.usage import OverBudget, check_budget, committed
 from modelyard_registry.catalog import utcnow
 from modelyard_registry.db import session_scope
+from modelyard_registry.remote_models import register_remote
+from modelyard_registry.routing.cascade import Cascade
+from modelyard_registry.runtimes import GenerationRequest, RuntimeFactory
 from modelyard_registry.scores import Call
+from modelyard_registry.settings import Settings
+from modelyard_registry.taskspec import TaskSpec
 from sqlmodel import select
 
 MAX = 0.01  # each call's maximum (USD)
@@ -120,3 +130,77 @@ def test_a_team_without_budget_reserves_nothing(db_url: str) -> None:
         assert reserve(session, team_id=team_id, request_id="free", job_id=None,
                        amount_usd=1e9) is None
         assert not session.exec(select(BudgetReservation)).all()
+
+
+PIECES, EVERY_S = 30, 0.1  # a 3 s stream
+TTL_S = 1.0  # the reservation's lifetime: a third of the stream
+
+
+@pytest.fixture
+def slow_stream() -> Iterator[str]:
+    """An OpenAI-compatible server on loopback that streams a piece every ``EVERY_S``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            chunks = [{"choices": [{"index": 0, "delta": {"content": "a"}}]}] * PIECES + [
+                {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]},
+                {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": PIECES}}]
+            for chunk in chunks:
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                self.wfile.flush()
+                time.sleep(EVERY_S)
+            self.wfile.write(b"data: [DONE]\n\n")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_live_stream_keeps_its_reservation_past_its_lifetime(
+        db_url: str, tmp_path: Path, slow_stream: str) -> None:
+    settings = Settings(home=tmp_path / "home", database_url=db_url,
+                        budget_reservation_ttl_s=TTL_S)
+    url = settings.effective_database_url
+    with session_scope(url) as session:  # a stream's maximum: 100 tokens x $0.01 = the budget
+        register_remote(session, settings, name="slow", base_url=slow_stream,
+                        served_name="slow", price_out=1e4, check=False)
+    team_id = new_team(url, 1.0)
+    sessions = lambda: session_scope(url)  # noqa: E731
+    runtimes = RuntimeFactory(settings)
+    cascade = Cascade(sessions, settings, runtimes,
+                      budget=TeamBudgets(sessions, settings.budget_reservation_ttl_s))
+    try:
+        _, events = cascade.stream(
+            TaskSpec.build(kind="chat", pinned_model="slow", max_output_tokens=100),
+            GenerationRequest(messages=[{"role": "user", "content": "Go on."}], max_tokens=100),
+            request_id="long", team_id=team_id)
+        started = time.monotonic()
+        refused = 0
+        for _ in events:
+            if time.monotonic() - started < 2 * TTL_S:
+                continue
+            # Past twice its lifetime, the stream's reservation still holds the budget.
+            with session_scope(url) as session, pytest.raises(OverBudget):
+                reserve(session, team_id=team_id, request_id=f"spender-{refused}",
+                        job_id=None, amount_usd=0.01)
+            refused += 1
+        assert refused >= 3, f"the stream ended {time.monotonic() - started:.1f}s in"
+    finally:
+        runtimes.close()
+    with session_scope(url) as session:  # settled with its usage row: the budget is free again
+        assert not session.exec(select(BudgetReservation)).all()
+        assert session.exec(select(Call)).one().cost_usd == pytest.approx(PIECES * 1e4 / 1e6)
+        assert reserve(session, team_id=team_id, request_id="after", job_id=None,
+                       amount_usd=0.01) is not None

@@ -12,6 +12,9 @@ transcripts well enough to be worth trying, and the validator still guards the o
 A backend error on one candidate is recorded (outcome ``error``) and the cascade moves on.  When
 no candidate is left, ``CascadeExhausted`` is raised; the attempts are already recorded.  (A lone
 candidate whose runner crashed raises its ``BackendCrashed`` instead: that is the whole story.)
+A failed attempt is billed what it used: a local model the wall time it held the machine; a
+remote one nothing when its server never had the request, else (``lost_attempt``) its maximum,
+the price of the prompt and ``max_tokens``, since what a server that broke generated is unknown.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from ..scores import Call
 from ..settings import Settings
 from ..taskspec import TaskSpec
 from ..validators import Validator
-from .admission import BudgetGuard, Settle, max_cost
-from .candidates import Candidate, MachineLimits
+from .admission import BudgetGuard, Hold, Settle, max_cost
+from .candidates import Candidate, MachineLimits, expected_cost
 from .explain import decide_request
 from .serving import ActivePredictor
 from .verdicts import CandidateVerdict, Decision
@@ -244,7 +247,8 @@ class Cascade:
         Text already sent cannot be taken back, so there is no validator.  Routing and budget
         errors raise here, before any output; the call is recorded when the stream ends, even if
         the client goes away early or the backend breaks: then it is an ``error`` row billed for
-        what was delivered (``cut_short``), not free.
+        what was delivered (``cut_short``), not free.  While it delivers, it renews its budget
+        reservation (``Hold.keep``): a stream may outlive the reservation's lifetime.
         """
         decision, candidates, entries = self.plan(spec, request)
         verdict = decision.ranked()[0]
@@ -258,6 +262,7 @@ class Cascade:
             attempt: Attempt | None = None
             pieces: list[str] = []
             why = "the client went away"
+            reached = False
             try:
                 for event in runtime.stream(adapt_request(request, candidate)):
                     if event.completion is not None:
@@ -270,14 +275,17 @@ class Cascade:
                     elif event.text:
                         watch.mark_token()
                         pieces.append(event.text)
+                    if settle is not None:
+                        settle.keep()  # a stream may outlive its reservation's lifetime
                     yield event
             except Exception as exc:
                 why = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+                reached = bool(getattr(exc, "reached", False))
                 raise
             finally:
                 if attempt is None:
                     attempt = cut_short(verdict.name, candidate, request, pieces, watch, rate,
-                                        why)
+                                        why, reached=reached)
                 self._record(attempt, 1, spec, request_id, job_id, team_id, node,
                              text=evidence_text(request.messages, request.prompt),
                              settle=settle)
@@ -285,7 +293,7 @@ class Cascade:
         return verdict.name, events()
 
     def _reserve(self, tried: list[Candidate], request: GenerationRequest, request_id: str,
-                 job_id: str | None, team_id: int | None, node: str | None) -> Settle | None:
+                 job_id: str | None, team_id: int | None, node: str | None) -> Hold | None:
         """Reserve the call's maximum against its team's budget (raises when over it)."""
         if self.budget is None or team_id is None:
             return None
@@ -315,9 +323,12 @@ class Cascade:
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             if isinstance(exc, BackendUnreachable) and entry.backend == Backend.openai_compatible:
                 self._mark_unhealthy(verdict.name, message)
+            why = f"{type(exc).__name__}: {message}; {moving_on}"
+            if not candidate.is_local and getattr(exc, "reached", False):
+                return lost_attempt(verdict.name, candidate, request, latency, self.limits,
+                                    why, exc), None
             return Attempt(verdict.name, 0, 0, latency, call_cost(candidate, latency, rate),
-                           "error", f"{type(exc).__name__}: {message}; {moving_on}",
-                           error=exc), None
+                           "error", why, error=exc), None
         cost = call_cost(candidate, completion, rate)
         if validator is None:
             ok, why = True, "no validator"
@@ -389,19 +400,38 @@ class Cascade:
             session.commit()
 
 
+def lost_attempt(model: str, candidate: Candidate, request: GenerationRequest, latency_s: float,
+                 limits: MachineLimits, why: str, error: Exception) -> Attempt:
+    """A remote attempt whose server had the request and broke before answering: its maximum.
+
+    A per-token server bills what it generated, and we never learnt how much: the attempt is
+    billed what its reservation held for it (the prompt, estimated, and ``max_tokens``), the
+    same bound as a job call lost with its worker (``budget.bill_lost_attempts``).  Its token
+    counts stay 0: unknown, not measured.
+    """
+    prompt = estimate_tokens(request_text(request))
+    most = expected_cost(candidate, prompt, request.max_tokens, limits)
+    return Attempt(model, 0, 0, latency_s, most, "error",
+                   f"{why}; the server had the request and broke: billed its maximum "
+                   f"({prompt} prompt + {request.max_tokens} max tokens), what it used is unknown",
+                   error=error)
+
+
 def cut_short(model: str, candidate: Candidate, request: GenerationRequest, pieces: list[str],
-              watch: Stopwatch, machine_cost_per_hour: float, why: str) -> Attempt:
+              watch: Stopwatch, machine_cost_per_hour: float, why: str, *,
+              reached: bool = False) -> Attempt:
     """A stream that ended before its completion (client gone, backend broke): what it used.
 
     Its server had read the whole prompt and generated what was delivered, so a per-token model
     bills the prompt (estimated) and the delivered tokens: a remote server sends about one token
     a piece, a local runner batches pieces (its cost is wall time anyway, so an estimate
-    serves).  Nothing delivered: no tokens (the request may never have reached the server).
+    serves).  Nothing delivered: the prompt when the server had the request (``reached``: it
+    broke before its first token), else nothing (the request may never have reached it).
     """
     latency, ttft = watch.finish()
     text = "".join(pieces)
     delivered = estimate_tokens(text) if candidate.is_local else len(pieces)
-    prompt = estimate_tokens(request_text(request)) if pieces else 0
+    prompt = estimate_tokens(request_text(request)) if pieces or reached else 0
     used = Completion(text, None, prompt, delivered, latency, ttft, model)
     return Attempt(model, prompt, delivered, latency,
                    call_cost(candidate, used, machine_cost_per_hour), "error",
@@ -435,6 +465,7 @@ __all__ = [
     "call_cost",
     "cut_short",
     "effective_spec",
+    "lost_attempt",
     "render_plain",
     "request_text",
     "stored_completion",

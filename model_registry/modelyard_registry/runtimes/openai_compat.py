@@ -147,10 +147,13 @@ class OpenAICompatRuntime:
         """Send the request; retry 5xx and connection failures (nothing has streamed yet).
 
         With replicas, a failing endpoint hands the request to another one at once; a retry
-        (with backoff) comes only after every endpoint failed this round.
+        (with backoff) comes only after every endpoint failed this round.  The error raised
+        says whether any try ``reached`` a server (sent, then the connection dropped or the
+        answer never came): that server may have generated, so the attempt is not free.
         """
         attempt = 0
         tried: set[str] = set()
+        reached = False
         while True:
             failure: str
             replica = self.replicas.acquire(tried)
@@ -171,12 +174,14 @@ class OpenAICompatRuntime:
                 self.replicas.release(replica)
                 log.warning("%s: no answer from %s", self.name, base)
                 raise BackendTimeout(
-                    f"{self.name}: no answer within {self.read_timeout_s:g}s"
+                    f"{self.name}: no answer within {self.read_timeout_s:g}s",
+                    reached=reached or _reached(exc),
                 ) from exc
             except httpx.TransportError as exc:
                 self.replicas.release(replica)
                 self.replicas.mark_down(replica, f"cannot reach {base}: {type(exc).__name__}")
-                failure = "connection"
+                reached = reached or _reached(exc)
+                failure = "dropped connection" if _reached(exc) else "connection"
                 error: Exception = exc
             else:
                 if response.status_code < 400:
@@ -190,7 +195,8 @@ class OpenAICompatRuntime:
                     log.warning("%s: %s refused the request (HTTP %d): %s", self.name, base,
                                 status, _error_message(response))
                     raise BackendError(
-                        f"{self.name}: the endpoint refused the request (HTTP {status})"
+                        f"{self.name}: the endpoint refused the request (HTTP {status})",
+                        reached=reached,
                     )
                 failure, error = f"HTTP {status}", BackendError(f"HTTP {status}")
             tried.add(base)
@@ -201,10 +207,17 @@ class OpenAICompatRuntime:
                 where = "the endpoint" if len(tried) == 1 else f"any of {len(tried)} replicas"
                 if failure == "connection":
                     raise BackendUnreachable(
-                        f"{self.name}: cannot reach {where} ({attempt + 1} attempts)"
+                        f"{self.name}: cannot reach {where} ({attempt + 1} attempts)",
+                        reached=reached,
+                    ) from error
+                if failure == "dropped connection":
+                    raise BackendUnreachable(
+                        f"{self.name}: {where} dropped the connection before answering "
+                        f"({attempt + 1} attempts)", reached=True,
                     ) from error
                 raise BackendError(
-                    f"{self.name}: {where} answered {failure} ({attempt + 1} attempts)"
+                    f"{self.name}: {where} answered {failure} ({attempt + 1} attempts)",
+                    reached=reached,
                 ) from error
             delay = self.backoff_s * 2**attempt
             log.warning("%s: %s, retry %d in %.1fs", self.name, failure, attempt + 1, delay)
@@ -233,7 +246,8 @@ class OpenAICompatRuntime:
                     continue
                 chunk = json.loads(data)
                 if "error" in chunk:
-                    raise BackendError(f"{self.name}: stream broke: {chunk['error']}")
+                    raise BackendError(f"{self.name}: stream broke: {chunk['error']}",
+                                       reached=True)
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 choices = chunk.get("choices")
@@ -258,12 +272,13 @@ class OpenAICompatRuntime:
                     yield StreamEvent(tool_call=calls[-1])
         except httpx.TimeoutException as exc:
             raise BackendTimeout(
-                f"{self.name}: stream stalled beyond {self.read_timeout_s:g}s"
+                f"{self.name}: stream stalled beyond {self.read_timeout_s:g}s", reached=True
             ) from exc
         except (httpx.TransportError, json.JSONDecodeError) as exc:
             if not complete:  # a server that drops the connection after [DONE] lost nothing
                 raise BackendError(
-                    f"{self.name}: stream broke: {exc.__class__.__name__}") from exc
+                    f"{self.name}: stream broke: {exc.__class__.__name__}", reached=True
+                ) from exc
         finally:
             response.close()
             self.replicas.release(replica)
@@ -285,6 +300,14 @@ class OpenAICompatRuntime:
                 tool_calls=join_tool_calls(calls) or None,
             )
         )
+
+
+def _reached(exc: httpx.HTTPError) -> bool:
+    """The request was sent whole before this failure: reading the answer failed.
+
+    A refused or timed-out connection, or a failed write, never gave the server the request.
+    """
+    return isinstance(exc, (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError))
 
 
 def _tool_delta(call: dict[str, Any]) -> ToolCallDelta:

@@ -82,7 +82,8 @@ class Services:
     @cached_property
     def cascade(self) -> Cascade:
         return Cascade(self.session, self.settings, self.runtimes, catalogue=self.catalogue,
-                       committer=self.committer, budget=TeamBudgets(self.session))
+                       committer=self.committer,
+                       budget=TeamBudgets(self.session, self.settings.budget_reservation_ttl_s))
 
     def _report_replicas(self) -> None:
         """Publish this process's per-replica counts for `yard models show` (every interval)."""

@@ -41,8 +41,8 @@ def build_runner(settings: Settings) -> JobRunner:
         return session_scope(url)
 
     fence = LeaseFence()
-    cascade = Cascade(sessions, settings, RuntimeFactory(settings), budget=TeamBudgets(sessions),
-                      fence=fence)
+    budgets = TeamBudgets(sessions, settings.budget_reservation_ttl_s)
+    cascade = Cascade(sessions, settings, RuntimeFactory(settings), budget=budgets, fence=fence)
     return JobRunner(settings, sessions, cascade, EventBus(settings.redis_url), all_products(),
                      fence)
 
