@@ -23,11 +23,23 @@ Pure functions of plain numbers, so the router, the cascade and replay share the
   predicted chance of an adequate answer is at least this". 0 takes the cheapest model.
 Models with no prediction never reach these functions: the router applies the per-kind score
 rule to them, as before.
+
+A cost *budget* (rather than a price of quality) is served by ``BudgetMix``: two lambdas and the
+share of requests that get the richer one. One lambda reaches only the points of the cost/quality
+curve it traces, and on public data that curve jumps (per-kind evidence moves whole kinds to the
+frontier at once: 0.07 -> 0.27 of its cost), so the best single lambda under a budget of 0.15
+spends 0.07-0.11 and leaves the rest unused. Mixing the two lambdas around the budget reaches any
+point on the chord between them, i.e. the concave hull of the curve: the Lagrangian optimum of
+"best quality at cost <= budget" over randomised policies. The share is drawn from a hash of the
+request text, not a random number, so the same request always gets the same model and a replay
+is reproducible.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 Rule = Literal["threshold", "utility"]
@@ -73,3 +85,37 @@ def choose(p: Mapping[str, float], cost: Mapping[str, float], min_quality: float
     if rule == "threshold":
         return cheapest_adequate(p, cost, value)
     return best_utility(p, cost, value, cost_scale)
+
+
+def request_share(text: str) -> float:
+    """Where a request falls in [0, 1): a hash of its text, stable across processes."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class BudgetMix:
+    """Two utility-rule lambdas and the share of requests priced with the richer (smaller) one.
+
+    ``lam_rich`` <= ``lam_cheap``; ``share`` in [0, 1]. With ``share`` 0 it is one lambda.
+    """
+
+    lam_cheap: float
+    lam_rich: float
+    share: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"share must be in [0, 1], got {self.share}")
+        if self.lam_rich > self.lam_cheap:
+            raise ValueError("lam_rich must not exceed lam_cheap")
+
+    def lam_for(self, text: str) -> float:
+        """The lambda this request is priced with."""
+        return self.lam_rich if request_share(text) < self.share else self.lam_cheap
+
+
+def choose_within_budget(p: Mapping[str, float], cost: Mapping[str, float], mix: BudgetMix,
+                         text: str, cost_scale: float | None = None) -> str | None:
+    """The utility rule at the lambda ``mix`` gives this request."""
+    return best_utility(p, cost, mix.lam_for(text), cost_scale)

@@ -175,8 +175,12 @@ def replay(train: Sequence[Outcome], test: Sequence[Outcome], embedder: Embedder
            min_qualities: Sequence[float] = MIN_QUALITIES, bars: Sequence[float] = BARS,
            progress: Callable[[str], None] | None = None,
            predictor: Predictor | None = None, with_floor: bool = False,
-           cost_scale: float | None = None, **hyper: object) -> ReplayReport:
-    """Train on ``train`` (or use ``predictor``), route each item of ``test``, score policies."""
+           cost_scale: float | None = None, mixes: Sequence[policy.BudgetMix] = (),
+           **hyper: object) -> ReplayReport:
+    """Train on ``train`` (or use ``predictor``), route each item of ``test``, score policies.
+
+    ``mixes`` adds the budgeted utility rule (``policy.BudgetMix``) at each mix given.
+    """
     if not train or not test:
         raise InvalidInput("replay needs outcomes on both sides of the split "
                            "(too few items, or a train fraction of 0 or 1)", field="outcomes")
@@ -286,6 +290,14 @@ def replay(train: Sequence[Outcome], test: Sequence[Outcome], embedder: Embedder
             results.append(result(f"learned, utility, p >= {mq:g} @ min_quality {mq:g}",
                                   "utility-floor", pick(utility_rule(lam, mq), p, p),
                                   threshold=mq, lam=lam))
+    shares = np.array([policy.request_share(t) for t in table.texts])
+    for mix in mixes:
+        cheap = pick(utility_rule(mix.lam_cheap), p, p)
+        rich = pick(utility_rule(mix.lam_rich), p, p)
+        results.append(result(
+            f"learned, utility mix lambda {mix.lam_cheap:.3g} / {mix.lam_rich:.3g} "
+            f"({mix.share:.2f} at the second)", "utility-mix",
+            np.where(shares < mix.share, rich, cheap), lam=mix.lam_rich))
     for t in (thresholds[0], thresholds[len(thresholds) // 2]):
         paid, got = _cascade(table, p, exp_cost, available, t)
         results.append(result(f"cascade @ {t:g} (perfect validator: upper bound)", "cascade",

@@ -8,6 +8,11 @@ qualities are pooled over a grid of ``lambda``s.  The pick is the (setting, ``la
 best pooled quality whose pooled cost ratio stays under ``margin`` x the budget: a held-out split
 spends a little more or less than cross-validation said, and the margin is what keeps the
 promise.  Whatever set is reported on (a dev split) is touched once, with the pick.
+
+``pick_mix`` spends the budget instead of stopping at the last curve point under it: it mixes
+the two lambdas around it (``policy.BudgetMix``), reaching the concave hull of the pooled curve.
+``nested`` says how much of any pick's advantage is selection luck: each fold is scored with the
+pick made on the other folds' pooled sums, so the fold that reports never chose.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from ..errors import InvalidInput
 from .embed import Embedder
 from .outcomes import Outcome
+from .policy import BudgetMix
 from .replay import replay
 
 # lambda from 4 (cost dominates) down to 0.032 (quality dominates; min_quality 0.97, the top of
@@ -37,15 +43,64 @@ class Setting:
     absolute_cost: bool = False  # lambda prices dollars (vs the priciest model's mean cost)
 
 
+# one fold's sums: (cost, quality, always-best's cost, always-best's quality)
+FoldSums = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True)
 class CurvePoint:
-    """Pooled out-of-fold cost and quality ratios (against always-best) at one ``lambda``."""
+    """Pooled out-of-fold cost and quality ratios (against always-best) at one ``lambda``.
+
+    ``folds`` keeps each fold's sums so a pick can be re-made without any one fold (``nested``).
+    """
 
     setting: str
     lam: float
     floor: bool
     cost_ratio: float
     quality_ratio: float
+    folds: tuple[FoldSums, ...] = ()
+
+    def without(self, fold: int) -> CurvePoint:
+        """The same point pooled over every fold but ``fold``."""
+        kept = [s for n, s in enumerate(self.folds) if n != fold]
+        c, q, bc, bq = (sum(s[i] for s in kept) for i in range(4))
+        return CurvePoint(self.setting, self.lam, self.floor, c / max(bc, 1e-12),
+                          q / max(bq, 1e-12), tuple(kept))
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A budgeted pick: two curve points of one setting and the share priced at the richer one.
+
+    Its ratios are the chord's: ``(1 - share) * cheap + share * rich`` (expected, pooled).
+    """
+
+    cheap: CurvePoint
+    rich: CurvePoint
+    share: float
+
+    @property
+    def setting(self) -> str:
+        return self.cheap.setting
+
+    @property
+    def cost_ratio(self) -> float:
+        return (1 - self.share) * self.cheap.cost_ratio + self.share * self.rich.cost_ratio
+
+    @property
+    def quality_ratio(self) -> float:
+        return ((1 - self.share) * self.cheap.quality_ratio
+                + self.share * self.rich.quality_ratio)
+
+    def rule(self) -> BudgetMix:
+        """The serving-side rule: ``policy.BudgetMix``."""
+        return BudgetMix(lam_cheap=self.cheap.lam, lam_rich=self.rich.lam, share=self.share)
+
+    def fold_sums(self, fold: int) -> FoldSums:
+        a, b = self.cheap.folds[fold], self.rich.folds[fold]
+        s = self.share
+        return ((1 - s) * a[0] + s * b[0], (1 - s) * a[1] + s * b[1], a[2], a[3])
 
 
 def fold_of(item_id: str, folds: int, seed: int = 0) -> int:
@@ -63,7 +118,7 @@ def cv_curve(train: Sequence[Outcome], setting: Setting, *, baseline: str | None
     if folds < 2:
         raise InvalidInput("cross-validation needs at least 2 folds", field="folds")
     lam_of = {1.0 / (1.0 + lam): lam for lam in lambdas}  # min_quality -> lambda (rule_for)
-    sums: dict[tuple[str, float], list[float]] = {}
+    sums: dict[tuple[str, float], list[FoldSums]] = {}
     knobs: dict[str, Any] = dict(setting.hyper)  # fit_predictor's keyword settings
     for fold in range(folds):
         fit = [o for o in train if fold_of(o.item_id, folds) != fold]
@@ -82,14 +137,15 @@ def cv_curve(train: Sequence[Outcome], setting: Setting, *, baseline: str | None
         for p in report.policies:
             if p.rule not in ("utility", "utility-floor") or p.threshold is None:
                 continue
-            acc = sums.setdefault((p.rule, lam_of[p.threshold]), [0.0, 0.0, 0.0, 0.0])
-            acc[0] += n * p.cost_usd
-            acc[1] += n * p.quality
-            acc[2] += n * base.cost_usd
-            acc[3] += n * base.quality
-    return [CurvePoint(setting=setting.label, lam=lam, floor=rule == "utility-floor",
-                       cost_ratio=c / max(bc, 1e-12), quality_ratio=q / max(bq, 1e-12))
-            for (rule, lam), (c, q, bc, bq) in sorted(sums.items())]
+            sums.setdefault((p.rule, lam_of[p.threshold]), []).append(
+                (n * p.cost_usd, n * p.quality, n * base.cost_usd, n * base.quality))
+    out = []
+    for (rule, lam), per_fold in sorted(sums.items()):
+        c, q, bc, bq = (sum(s[i] for s in per_fold) for i in range(4))
+        out.append(CurvePoint(setting=setting.label, lam=lam, floor=rule == "utility-floor",
+                              cost_ratio=c / max(bc, 1e-12), quality_ratio=q / max(bq, 1e-12),
+                              folds=tuple(per_fold)))
+    return out
 
 
 def priciest_mean_cost(outcomes: Sequence[Outcome]) -> float:
@@ -111,4 +167,63 @@ def pick(points: Sequence[CurvePoint], budget: float, margin: float = 0.85) -> C
     return max(ok, key=lambda p: (p.quality_ratio, -p.cost_ratio))
 
 
-__all__ = ["LAMBDAS", "CurvePoint", "Setting", "cv_curve", "fold_of", "pick", "priciest_mean_cost"]
+def pick_mix(points: Sequence[CurvePoint], budget: float, margin: float = 0.9) -> Mix | None:
+    """The best chord between two points of one setting (and floor) at cost ``margin`` x budget.
+
+    A point under the target paired with one over it, mixed so that the pooled cost lands on
+    the target; a lone point (share 0) when nothing richer helps. None when no point is under.
+    Ties go to the cheaper mix.
+    """
+    target = margin * budget
+    best: Mix | None = None
+    groups: dict[tuple[str, bool], list[CurvePoint]] = {}
+    for p in points:
+        groups.setdefault((p.setting, p.floor), []).append(p)
+    for group in groups.values():
+        for low in (p for p in group if p.cost_ratio <= target):
+            options = [Mix(low, low, 0.0)]
+            for high in group:
+                if high.cost_ratio > target and high.quality_ratio > low.quality_ratio:
+                    share = (target - low.cost_ratio) / (high.cost_ratio - low.cost_ratio)
+                    options.append(Mix(low, high, share))
+            for m in options:
+                if best is None or (m.quality_ratio, -m.cost_ratio) > (best.quality_ratio,
+                                                                      -best.cost_ratio):
+                    best = m
+    return best
+
+
+def nested(points: Sequence[CurvePoint], budget: float,
+           chooser: Callable[[Sequence[CurvePoint], float], CurvePoint | Mix | None]
+           ) -> tuple[float, float] | None:
+    """(cost ratio, quality ratio) of ``chooser``'s pick scored on folds it did not see.
+
+    For each fold the pick is made on the points pooled over the other folds, and the fold's
+    own sums at that pick are added up: a cross-validated figure for the whole procedure
+    (setting and lambda selection included), free of the optimism of choosing and reporting on
+    the same folds. A mix counts its expected sums. None when some fold has no pick.
+    """
+    folds = min((len(p.folds) for p in points), default=0)
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for fold in range(folds):
+        chosen = chooser([p.without(fold) for p in points], budget)
+        if chosen is None:
+            return None
+        if isinstance(chosen, Mix):
+            full = {(p.setting, p.floor, p.lam): p for p in points}
+            mix = Mix(full[(chosen.cheap.setting, chosen.cheap.floor, chosen.cheap.lam)],
+                      full[(chosen.rich.setting, chosen.rich.floor, chosen.rich.lam)],
+                      chosen.share)
+            sums = mix.fold_sums(fold)
+        else:
+            point = next(p for p in points if (p.setting, p.floor, p.lam)
+                         == (chosen.setting, chosen.floor, chosen.lam))
+            sums = point.folds[fold]
+        totals = [t + s for t, s in zip(totals, sums, strict=True)]
+    if folds == 0:
+        return None
+    return totals[0] / max(totals[2], 1e-12), totals[1] / max(totals[3], 1e-12)
+
+
+__all__ = ["LAMBDAS", "CurvePoint", "FoldSums", "Mix", "Setting", "cv_curve", "fold_of", "nested",
+           "pick", "pick_mix", "priciest_mean_cost"]

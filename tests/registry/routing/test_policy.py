@@ -45,3 +45,21 @@ def test_choose_dispatches_on_min_quality() -> None:
     assert policy.choose(P, COST, 0.98) is None  # nothing is that good: the caller decides
     assert policy.choose(P, COST, 0.5) == "medium"  # lambda 1: 0.80 - 0.08 > 0.62 - 0.02
     assert policy.choose(P, COST, 0.95) == "large"
+
+
+def test_a_budget_mix_prices_a_stable_share_of_requests_with_the_richer_lambda() -> None:
+    mix = policy.BudgetMix(lam_cheap=1.0, lam_rich=0.1, share=0.3)
+    texts = [f"request number {i}" for i in range(2000)]
+    rich = [t for t in texts if mix.lam_for(t) == 0.1]
+    assert abs(len(rich) / len(texts) - 0.3) < 0.04
+    # the same request always gets the same lambda (replay and serving agree)
+    assert all(mix.lam_for(t) == 0.1 for t in rich)
+    assert policy.BudgetMix(1.0, 0.1, 0.0).lam_for(texts[0]) == 1.0
+    assert policy.BudgetMix(1.0, 0.1, 1.0).lam_for(texts[0]) == 0.1
+    # at lambda 1 medium wins, at 0.1 large: the mix sends its share to large
+    picks = {policy.choose_within_budget(P, COST, mix, t) for t in texts[:50]}
+    assert picks == {"medium", "large"}
+    with pytest.raises(ValueError):
+        policy.BudgetMix(1.0, 0.1, 1.5)
+    with pytest.raises(ValueError):
+        policy.BudgetMix(0.1, 1.0, 0.5)

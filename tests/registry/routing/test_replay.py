@@ -10,6 +10,7 @@ import pytest
 from modelyard_registry.cli.app import app
 from modelyard_registry.errors import InvalidInput
 from modelyard_registry.routing.embed import HashedNgramEmbedder
+from modelyard_registry.routing.policy import BudgetMix
 from modelyard_registry.routing.public_format import read_outcomes
 from modelyard_registry.routing.replay import replay, split
 from typer.testing import CliRunner
@@ -129,3 +130,13 @@ def test_cli_replays_the_platforms_own_evidence(yard_home: Path, tmp_path: Path)
     assert data["baseline"] == "oracle-xl" and data["train_items"] + data["test_items"] == 120
     code, _, stderr = yard("--from-db", "--since", "yesterday")
     assert code == 2 and "--since" in stderr
+
+
+def test_a_budget_mix_lands_between_its_two_lambdas() -> None:
+    train, test = split(outcomes(240), 0.7, seed=1)
+    mix = BudgetMix(lam_cheap=4.0, lam_rich=0.0, share=0.5)
+    report = replay(train, test, HashedNgramEmbedder(), boots=50, min_qualities=(),
+                    mixes=(mix, BudgetMix(4.0, 0.0, 0.0), BudgetMix(4.0, 0.0, 1.0)))
+    mixed, cheap, rich = (p for p in report.policies if p.rule == "utility-mix")
+    assert cheap.cost_ratio < mixed.cost_ratio < rich.cost_ratio
+    assert mixed.cost_ratio == pytest.approx((cheap.cost_ratio + rich.cost_ratio) / 2, abs=0.1)
