@@ -14,7 +14,8 @@ Why a table, not a counter in Redis or a ``reserved_usd`` column: the usage rows
 and live in the database, so settling in their transaction needs no second system and no
 reconciliation; a row per call can expire on its own (a process killed mid-call leaves a row
 that stops counting at ``expires_at`` and is deleted by the team's next admission), where a
-counter would leak forever.  A team without a budget costs one primary-key read and no write.
+counter would leak forever.  A team without a budget costs one primary-key read and no write,
+and in the API not even that once read (``budget_cache``).
 
 A job call (workers) is always reserved, budget or not: a worker killed or frozen in the middle
 of a call leaves its reservation, and when the job's next worker makes the same call (job calls
@@ -33,20 +34,20 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 
 from modelyard_registry.catalog import utcnow
-from modelyard_registry.routing.admission import Hold, Settle
+from modelyard_registry.routing.admission import Settle
 from modelyard_registry.scores import Call
 from sqlalchemy import delete, text, update
 from sqlmodel import Session, col, select
 
+from .budget_cache import BudgetFreeTeams
 from .models import BudgetReservation, Team
 from .usage import committed, refuse_if_over
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 RESERVATION_TTL_S = 3600.0
-"""How long a reservation counts without being settled or renewed (the default of
-``Settings.budget_reservation_ttl_s``): longer than a non-streamed call should run, short enough
-that a crash's leftovers lapse.  A stream renews its reservation while it lives (``Hold.keep``)."""
+"""How long a reservation counts without being settled: longer than any call should run (the
+longest stream at the slowest measured speed), short enough that a crash's leftovers lapse."""
 
 
 def reserve(session: Session, *, team_id: int, request_id: str, job_id: str | None,
@@ -118,33 +119,28 @@ def release(reservation_id: int) -> Settle:
     return settle
 
 
-def extend(session: Session, reservation_id: int, ttl_s: float) -> None:
-    """Push a live call's reservation's expiry out to ``ttl_s`` from now.  Commits."""
-    session.execute(update(BudgetReservation).where(col(BudgetReservation.id) == reservation_id)
-                    .values(expires_at=utcnow() + timedelta(seconds=ttl_s)))
-    session.commit()
-
-
 class TeamBudgets:
     """The platform's ``BudgetGuard``: reservations in the database the usage rows live in."""
 
-    def __init__(self, sessions: SessionFactory, ttl_s: float = RESERVATION_TTL_S) -> None:
+    def __init__(self, sessions: SessionFactory, ttl_s: float = RESERVATION_TTL_S,
+                 free: BudgetFreeTeams | None = None) -> None:
+        """``free`` (the API's) remembers teams without a budget: their calls read nothing."""
         self.sessions = sessions
         self.ttl_s = ttl_s
+        self.free = free
 
     def reserve(self, *, team_id: int, request_id: str, job_id: str | None, node: str | None,
-                model: str, max_cost_usd: float) -> Hold | None:
+                model: str, max_cost_usd: float) -> Settle | None:
+        free = self.free if job_id is None else None  # a job call is always reserved
+        if free is not None and team_id in free:
+            return None
+        generation = free.generation if free is not None else 0
         with self.sessions() as session:
             found = reserve(session, team_id=team_id, request_id=request_id, job_id=job_id,
                             amount_usd=max_cost_usd, node=node, model=model, ttl_s=self.ttl_s)
-        return None if found is None else Hold(release(found), lambda: self.extend(found),
-                                               self.ttl_s)
-
-    def extend(self, reservation_id: int) -> None:
-        """Renew a live call's reservation (``Hold.keep`` calls it, off the event loop)."""
-        with self.sessions() as session:
-            extend(session, reservation_id, self.ttl_s)
+        if found is None and free is not None:
+            free.remember(team_id, generation)
+        return None if found is None else release(found)
 
 
-__all__ = ["RESERVATION_TTL_S", "TeamBudgets", "bill_lost_attempts", "extend", "release",
-           "reserve"]
+__all__ = ["RESERVATION_TTL_S", "TeamBudgets", "bill_lost_attempts", "release", "reserve"]

@@ -20,6 +20,7 @@ from modelyard_registry.watch import ChangeWatcher
 from sqlmodel import Session
 
 from ..budget import TeamBudgets
+from ..budget_cache import BudgetFreeTeams
 from ..jobs.celery_app import enqueue, make_celery
 from ..jobs.events import EventBus
 from ..keycache import KeyCache
@@ -48,6 +49,7 @@ class Services:
                                      self.settings.cache_check_s)
         self.catalogue = CatalogueCache(self.db_url, self.settings, self.watcher)
         self.keys = KeyCache(self.watcher)
+        self.budget_free = BudgetFreeTeams(self.watcher)
         if self.settings.redis_url:
             self.watcher.every(self._report_replicas)
         self.watcher.start()
@@ -83,7 +85,7 @@ class Services:
     def cascade(self) -> Cascade:
         return Cascade(self.session, self.settings, self.runtimes, catalogue=self.catalogue,
                        committer=self.committer,
-                       budget=TeamBudgets(self.session, self.settings.budget_reservation_ttl_s))
+                       budget=TeamBudgets(self.session, free=self.budget_free))
 
     def _report_replicas(self) -> None:
         """Publish this process's per-replica counts for `yard models show` (every interval)."""
