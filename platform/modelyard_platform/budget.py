@@ -34,7 +34,7 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 
 from modelyard_registry.catalog import utcnow
-from modelyard_registry.routing.admission import Settle
+from modelyard_registry.routing.admission import Hold, Settle
 from modelyard_registry.scores import Call
 from sqlalchemy import delete, text, update
 from sqlmodel import Session, col, select
@@ -46,8 +46,9 @@ from .usage import committed, refuse_if_over
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 RESERVATION_TTL_S = 3600.0
-"""How long a reservation counts without being settled: longer than any call should run (the
-longest stream at the slowest measured speed), short enough that a crash's leftovers lapse."""
+"""How long a reservation counts without being settled or renewed (the default of
+``Settings.budget_reservation_ttl_s``): longer than a non-streamed call should run, short enough
+that a crash's leftovers lapse.  A stream renews its reservation while it lives (``Hold.keep``)."""
 
 
 def reserve(session: Session, *, team_id: int, request_id: str, job_id: str | None,
@@ -119,6 +120,13 @@ def release(reservation_id: int) -> Settle:
     return settle
 
 
+def extend(session: Session, reservation_id: int, ttl_s: float) -> None:
+    """Push a live call's reservation's expiry out to ``ttl_s`` from now.  Commits."""
+    session.execute(update(BudgetReservation).where(col(BudgetReservation.id) == reservation_id)
+                    .values(expires_at=utcnow() + timedelta(seconds=ttl_s)))
+    session.commit()
+
+
 class TeamBudgets:
     """The platform's ``BudgetGuard``: reservations in the database the usage rows live in."""
 
@@ -130,7 +138,7 @@ class TeamBudgets:
         self.free = free
 
     def reserve(self, *, team_id: int, request_id: str, job_id: str | None, node: str | None,
-                model: str, max_cost_usd: float) -> Settle | None:
+                model: str, max_cost_usd: float) -> Hold | None:
         free = self.free if job_id is None else None  # a job call is always reserved
         if free is not None and team_id in free:
             return None
@@ -140,7 +148,14 @@ class TeamBudgets:
                             amount_usd=max_cost_usd, node=node, model=model, ttl_s=self.ttl_s)
         if found is None and free is not None:
             free.remember(team_id, generation)
-        return None if found is None else release(found)
+        return None if found is None else Hold(release(found), lambda: self.extend(found),
+                                               self.ttl_s)
+
+    def extend(self, reservation_id: int) -> None:
+        """Renew a live call's reservation (``Hold.keep`` calls it, off the event loop)."""
+        with self.sessions() as session:
+            extend(session, reservation_id, self.ttl_s)
 
 
-__all__ = ["RESERVATION_TTL_S", "TeamBudgets", "bill_lost_attempts", "release", "reserve"]
+__all__ = ["RESERVATION_TTL_S", "TeamBudgets", "bill_lost_attempts", "extend", "release",
+           "reserve"]

@@ -85,7 +85,8 @@ class Services:
     def cascade(self) -> Cascade:
         return Cascade(self.session, self.settings, self.runtimes, catalogue=self.catalogue,
                        committer=self.committer,
-                       budget=TeamBudgets(self.session, free=self.budget_free))
+                       budget=TeamBudgets(self.session, self.settings.budget_reservation_ttl_s,
+                                         free=self.budget_free))
 
     def _report_replicas(self) -> None:
         """Publish this process's per-replica counts for `yard models show` (every interval)."""
