@@ -173,3 +173,45 @@ def test_env_names_are_settings_or_known(stage: int, monkeypatch: pytest.MonkeyP
     settings = settings_from(env, monkeypatch)
     if "MODELYARD_HOME" in env:
         assert str(settings.home) == env["MODELYARD_HOME"]
+
+
+def lock_python() -> str:
+    """The Python the hashed locks are resolved for (``scripts/lock.sh --python-version``)."""
+    text = (ROOT / "scripts" / "lock.sh").read_text(encoding="utf-8")
+    (version,) = set(re.findall(r"--python-version (\S+)", text))
+    return version
+
+
+def stage_named(name: str) -> int:
+    (stage,) = {i.stage for i in DOCKERFILE if i.keyword == "FROM" and i.args.endswith(f" {name}")}
+    return stage
+
+
+def runs(stage: int) -> list[str]:
+    return [i.args for i in DOCKERFILE if i.stage == stage and i.keyword == "RUN"]
+
+
+def test_every_variant_runs_the_python_the_lock_is_for() -> None:
+    """The lock's pins (and their wheels) hold for one Python; the nvidia/cuda Ubuntu 24.04 bases
+    ship 3.12, so the CUDA variant installs the lock's Python, and the build stops on any other."""
+    python = lock_python()
+    defaults = args_defaults()
+    assert defaults["PYTHON_VERSION"] == python
+    assert defaults["CPU_BASE"].startswith(f"python:{python}-")
+    assert not any("python3 -m venv" in r or "python3-venv" in r for r in
+                   (i.args for i in DOCKERFILE if i.keyword == "RUN"))
+    check = "sys.version_info"
+    for stage in (stage_named("builder"), stage_named("runtime")):
+        assert any(i.keyword == "ARG" and i.args == "PYTHON_VERSION"
+                   for i in DOCKERFILE if i.stage == stage)
+        # A base without the lock's Python gets it (the same package in both stages).
+        assert any('command -v "python${PYTHON_VERSION}"' in r
+                   and 'install -y --no-install-recommends "python${PYTHON_VERSION}"' in r
+                   for r in runs(stage)), stage
+        assert any(check in r and "'${PYTHON_VERSION}'" in r for r in runs(stage)), stage
+    build = runs(stage_named("builder"))
+    venv = next(n for n, r in enumerate(build) if "-m venv /opt/modelyard" in r)
+    assert build[venv].startswith('"python${PYTHON_VERSION}" -m venv')
+    verified = next(n for n, r in enumerate(build) if check in r)
+    locked = next(n for n, r in enumerate(build) if "--require-hashes" in r)
+    assert venv < verified < locked, "the venv's Python is checked before the lock installs"
