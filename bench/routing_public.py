@@ -48,6 +48,7 @@ from modelyard_registry.routing.tuning import (
     Mix,
     Setting,
     cv_curve,
+    fold_of,
     nested,
     pick,
     pick_mix,
@@ -178,6 +179,9 @@ def budgeted(train: list[Outcome], dev: list[Outcome]) -> None:
                   f"{shown(single([p for p in points if p.floor], budget))}; mix "
                   f"{shown(mixed(points, budget))}")
         print(f"    ({time.perf_counter() - start:.0f} s)")
+    print("  per-kind rule (cheapest model whose per-kind score clears the bar), pooled CV: " +
+          "; ".join(f"bar {bar:g} cost {c:.3f} quality {q:.3f}"
+                    for bar, (c, q) in cv_per_kind_rule(train).items()))
     by_label = {s.label: s for s in SETTINGS}
     default = [p for p in curves if p.setting == SETTINGS[0].label]
     procedures: list[tuple[str, Chooser, list[CurvePoint]]] = [
@@ -215,6 +219,26 @@ def budgeted(train: list[Outcome], dev: list[Outcome]) -> None:
                   f"\n      -> DEV cost {chosen.cost_ratio:.3f} [{chosen.cost_ci[0]:.3f}, "
                   f"{chosen.cost_ci[1]:.3f}] quality {chosen.quality_ratio:.3f} "
                   f"[{chosen.quality_ci[0]:.3f}, {chosen.quality_ci[1]:.3f}]")
+
+
+def cv_per_kind_rule(train: list[Outcome], folds: int = 5) -> dict[float, tuple[float, float]]:
+    """Today's per-kind rule on the same CV folds: bar -> pooled (cost ratio, quality ratio)."""
+    sums: dict[float, list[float]] = {}
+    for fold in range(folds):
+        fit = [o for o in train if fold_of(o.item_id, folds) != fold]
+        held = [o for o in train if fold_of(o.item_id, folds) == fold]
+        report = replay(fit, held, HashedNgramEmbedder(), baseline=BASELINE, boots=1,
+                        method="knn", adapt=False, prior_strength=1e6)
+        base = report.policies[0]
+        for p in report.policies:
+            if p.rule == "per-kind" and p.threshold is not None:
+                acc = sums.setdefault(p.threshold, [0.0, 0.0, 0.0, 0.0])
+                n = report.test_items
+                acc[0] += n * p.cost_usd
+                acc[1] += n * p.quality
+                acc[2] += n * base.cost_usd
+                acc[3] += n * base.quality
+    return {bar: (c / bc, q / bq) for bar, (c, q, bc, bq) in sorted(sums.items())}
 
 
 Sums = tuple[float, float, float, float]
