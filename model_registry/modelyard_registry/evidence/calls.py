@@ -11,6 +11,9 @@ from ..catalog import utcnow
 from .tables import CallInput, bounded
 
 _TABLE = CallInput.__table__  # type: ignore[attr-defined]
+_ADD_ONCE = {name: dialect.insert(_TABLE).on_conflict_do_nothing(index_elements=["request_id"])
+             for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+"""The statement per dialect, built once (building it per call showed in the profile)."""
 
 
 def evidence_text(messages: Iterable[Mapping[str, str]] | None, prompt: str | None) -> str:
@@ -41,8 +44,8 @@ def record_call_input(
     read then a write: this runs on every chat request, and the row is almost never there.
     The caller commits: the cascade writes it in the transaction of the first ``Call`` row.
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    values = {"request_id": request_id, "team_id": team_id, "job_id": job_id, "node": node,
-              "kind": kind, "text": bounded(text), "created_at": utcnow()}
-    session.execute(dialect.insert(_TABLE).values(values).on_conflict_do_nothing(
-        index_elements=["request_id"]))
+    connection = session.connection()
+    statement = _ADD_ONCE["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
+    connection.execute(statement, {
+        "request_id": request_id, "team_id": team_id, "job_id": job_id, "node": node,
+        "kind": kind, "text": bounded(text), "created_at": utcnow()})

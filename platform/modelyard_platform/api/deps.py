@@ -65,25 +65,20 @@ def bearer(request: Request) -> str | None:
     return None
 
 
-async def get_principal(request: Request, services: ServicesDep, session: SessionDep,
-                        _: BearerDep = None) -> Principal:
-    """The caller, from the key cache; a miss reads the request's own session and commits.
+async def get_principal(request: Request, services: ServicesDep, _: BearerDep = None
+                        ) -> Principal:
+    """The caller, from the key cache; a miss reads a session of its own, closed at once.
 
-    The commit hands the connection back at once, so a request never sits on a pooled
-    connection while it waits for a model, and never holds two (the pool exhaustion of #15).
+    No request session here: a request never sits on a pooled connection for its key while it
+    waits for a model, and never holds two (the pool exhaustion of #15); and a route that needs
+    no query (chat) pays for no session at all.
     """
     key = getattr(request.state, "api_key", None) or bearer(request)
     principal = services.keys.cached(key)
     if principal is None:
-        principal = await run_in_threadpool(_lookup, services, session, key)
+        principal = await run_in_threadpool(services.keys.authenticate, key, services.session)
     await services.limiter.check(principal.rate_subject)
     request.state.principal = principal
-    return principal
-
-
-def _lookup(services: Services, session: Session, key: str | None) -> Principal:
-    principal = services.keys.authenticate(key, session)
-    session.commit()
     return principal
 
 

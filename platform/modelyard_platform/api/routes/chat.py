@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from ...errors import error_body
 from ..contract import errors
-from ..deps import PrincipalDep, ServicesDep, SessionDep
+from ..deps import PrincipalDep, ServicesDep
 from ..relay import relay
 from ..schemas import TOOL_CHOICE_SCHEMA, TOOL_SCHEMA
 from ..tool_request import calls_json, delta_json, tool_choice, tool_names
@@ -164,7 +164,6 @@ def _options(pinned: str | None, min_quality: str | None, best_effort: str | Non
 async def chat_completions(
     body: ChatRequest,
     services: ServicesDep,
-    session: SessionDep,
     principal: PrincipalDep,
     kind: Annotated[str | None, Header(alias="x-modelyard-kind")] = None,
     min_quality: Annotated[str | None, Header(alias="x-modelyard-min-quality")] = None,
@@ -192,11 +191,8 @@ async def chat_completions(
         temperature=body.temperature, stop=stop, json_schema=schema,
         tools=tools, tool_choice=choice, tool_name=forced,
     )
-    # Hand back the connection a key read took before the model call, so no request holds a
-    # pooled connection while it waits (see deps). The budget is the cascade's: it reserves the
-    # call's maximum against it (``budget.TeamBudgets``).
-    if session.in_transaction():
-        await run_in_threadpool(session.commit)
+    # No request session: the key came from the cache (or a session of its own, see deps), and
+    # the budget is the cascade's (it reserves the call's maximum, ``budget.TeamBudgets``).
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     cascade = services.cascade
     if body.stream:

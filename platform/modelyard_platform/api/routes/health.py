@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from ...errors import Forbidden
 from ..contract import errors
-from ..deps import ServicesDep, SessionDep, bearer, get_principal
+from ..deps import ServicesDep, bearer, get_principal
 from ..services import Services
 
 router = APIRouter(tags=["health"])
@@ -69,7 +69,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     **errors(403),
     200: {"description": "Prometheus text exposition.",
           "content": {"text/plain": {"schema": {"type": "string"}}}}})
-async def metrics(request: Request, services: ServicesDep, session: SessionDep) -> Response:
+async def metrics(request: Request, services: ServicesDep) -> Response:
     """Prometheus exposition, for the metrics token or an admin key.
 
     Metrics aggregate every team's jobs and spend, so a team key may not read them; Prometheus
@@ -79,7 +79,7 @@ async def metrics(request: Request, services: ServicesDep, session: SessionDep) 
     given = bearer(request)
     if not (token and given and hmac.compare_digest(given.encode(),
                                                     token.get_secret_value().encode())):
-        principal = await get_principal(request, services, session)
+        principal = await get_principal(request, services)
         if not principal.admin:
             raise Forbidden("/metrics needs the metrics token or an admin key",
                             field="authorization")
