@@ -27,6 +27,7 @@ from ..keycache import KeyCache
 from ..metrics import Metrics
 from ..products import ProductLike, all_products
 from .limits import RateLimiter
+from .offload import Offload
 from .stream_slots import StreamSlots
 
 
@@ -50,6 +51,7 @@ class Services:
         self.catalogue = CatalogueCache(self.db_url, self.settings, self.watcher)
         self.keys = KeyCache(self.watcher)
         self.budget_free = BudgetFreeTeams(self.watcher)
+        self.offload = Offload()
         if self.settings.redis_url:
             self.watcher.every(self._report_replicas)
         self.watcher.start()
@@ -101,6 +103,7 @@ class Services:
 
     def close(self) -> None:
         self.bus.close()
+        self.offload.close()
         self.stream_slots.close()
         self.watcher.close()
         if "committer" in self.__dict__:

@@ -15,7 +15,6 @@ from collections.abc import Generator, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from modelyard_registry.errors import InvalidInput, ModelyardError, NotFound
 from modelyard_registry.routing.options import RoutingOptions
@@ -196,7 +195,7 @@ async def chat_completions(
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     cascade = services.cascade
     if body.stream:
-        model, events = await run_in_threadpool(
+        model, events = await services.offload(
             lambda: cascade.stream(spec, request, request_id=request_id,
                                    team_id=principal.team_id, node="chat")
         )
@@ -207,7 +206,7 @@ async def chat_completions(
         tool_calls_validator(tools, required=choice == "required", text_schema=schema) if tools
         else json_schema_validator(schema) if schema is not None else None
     )
-    result = await run_in_threadpool(
+    result = await services.offload(
         lambda: cascade.run(spec, request, validator, request_id=request_id,
                             team_id=principal.team_id, node="chat")
     )
