@@ -42,9 +42,12 @@ CASES: dict[str, tuple[dict[str, Any], list[Trigger]]] = {
     "extract": ({"text": "Invoice INV-2291 from Northwind, total 1250.00 EUR.",
                  "schema": {"type": "object", "properties": {"invoice": {"type": "string"}},
                             "required": ["invoice"]}}, [started("extract")]),
+    # Not ``check``: it is pure code (no model call) and ends the job within milliseconds of
+    # its start, so a kill sent once its ``node_started`` is seen lands after the job succeeded,
+    # not inside it (4 attempts, not 5).  Its boundary is test_resume's (in process).
     "ticket-triage": ({"subject": "Refund for order ORD-55123",
                        "body": "My Acme Kettle (order ORD-55123) broke. Please refund $49.99."},
-                      [started(n) for n in ("classify", "extract", "draft", "check")]),
+                      [started(n) for n in ("classify", "extract", "draft")]),
     "doc-summary": ({"text": DOC, "target_words": 30}, [map_call, started("finalize")]),
 }
 VOLATILE = {"latency_s", "cost_usd", "tokens_per_s"}

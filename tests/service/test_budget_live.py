@@ -6,7 +6,8 @@
 - A client that goes away in the middle of a stream: the call is billed for the tokens it was
   sent (a per-token model used to bill $0), as an ``error`` row.
 - A model server SIGKILLed after it read a (non-streamed) request: the attempt is an ``error``
-  row billed its maximum (it used to bill $0), counted in the team's spend, reservation settled.
+  row billed its maximum (it used to bill $0), counted in the team's spend, reservation settled;
+  a stream it dies on before its first token bills its prompt.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -148,8 +150,10 @@ def test_a_stream_the_client_leaves_is_billed_for_what_it_was_sent(
         assert http.get("/healthz").status_code == 200
 
 
-def test_a_remote_server_killed_mid_request_bills_the_attempt_its_maximum(
-        stack_factory: StackFactory) -> None:
+@pytest.fixture
+def dying_stack(stack_factory: StackFactory) -> Iterator[tuple[Stack, subprocess.Popen[bytes]]]:
+    """A live API whose only model (``dying``, priced per token) SIGKILLs itself on a request;
+    team ``ops`` has a budget, so each call holds a reservation."""
     port = free_port()
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("dying_backend.py")),
                                str(port)])
@@ -161,24 +165,54 @@ def test_a_remote_server_killed_mid_request_bills_the_attempt_its_maximum(
         yard(stack.env, "models", "add", "dying", "--endpoint", f"http://127.0.0.1:{port}/v1",
              "--served-name", "dying", "--price-in", "1000", "--price-out", str(PRICE_OUT))
         yard(stack.env, "teams", "budget", "ops", "1")
-        with stack.client() as http:
-            response = http.post("/v1/chat/completions", json={**BODY, "model": "dying"})
-        assert server.wait(30) == -9  # it read the request, then died: the call was in flight
+        yield stack, server
     finally:
         if server.poll() is None:
             server.kill()
             server.wait(10)
-    assert response.status_code >= 500, response.text
 
-    prompt = estimate_tokens(render_plain(BODY["messages"]))  # type: ignore[arg-type]
-    maximum = prompt * 1000 / 1e6 + MAX
+
+def billed(stack: Stack) -> tuple[Call, float, float]:
+    """The one usage row, and team ops's spend and reservations this month."""
     with session_scope(url_of(stack, None)) as session:
         row = session.exec(select(Call)).one()
-        assert row.outcome == "error" and row.model_name == "dying"
-        assert "billed its maximum" in row.reason, row.reason
-        assert row.cost_usd == pytest.approx(maximum) and row.cost_usd > 0
         team = session.exec(select(Team).where(Team.name == "ops")).one()
         assert team.id is not None
         spent, held = committed(session, team.id, utcnow())
-        assert spent == pytest.approx(maximum)
-        assert held == 0.0 and not session.exec(select(BudgetReservation)).all()
+        assert not session.exec(select(BudgetReservation)).all()
+        return row, spent, held
+
+
+PROMPT_USD = estimate_tokens(render_plain(BODY["messages"])) * 1000 / 1e6  # type: ignore[arg-type]
+
+
+def test_a_remote_server_killed_mid_request_bills_the_attempt_its_maximum(
+        dying_stack: tuple[Stack, subprocess.Popen[bytes]]) -> None:
+    stack, server = dying_stack
+    with stack.client() as http:
+        response = http.post("/v1/chat/completions", json={**BODY, "model": "dying"})
+    assert server.wait(30) == -9  # it read the request, then died: the call was in flight
+    assert response.status_code >= 500, response.text
+
+    row, spent, held = billed(stack)
+    assert row.outcome == "error" and row.model_name == "dying"
+    assert "billed its maximum" in row.reason, row.reason
+    assert row.cost_usd == pytest.approx(PROMPT_USD + MAX) and row.cost_usd > 0
+    assert spent == pytest.approx(row.cost_usd) and held == 0.0
+
+
+def test_a_stream_whose_server_died_before_its_first_token_bills_its_prompt(
+        dying_stack: tuple[Stack, subprocess.Popen[bytes]]) -> None:
+    stack, server = dying_stack
+    with stack.client() as http, http.stream(
+            "POST", "/v1/chat/completions",
+            json={**BODY, "model": "dying", "stream": True}) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
+    assert server.wait(30) == -9
+    assert "error" in json.loads(lines[-1][6:]), lines
+
+    row, spent, held = billed(stack)
+    assert row.outcome == "error" and row.completion_tokens == 0
+    assert row.cost_usd == pytest.approx(PROMPT_USD) and row.cost_usd > 0
+    assert spent == pytest.approx(row.cost_usd) and held == 0.0
