@@ -35,14 +35,17 @@ async def get_session(services: ServicesDep) -> AsyncIterator[Session]:
     """The request's one session; it connects on first use.
 
     A request that needs no query costs no connection and no thread hop.  Closing a session that
-    holds a connection is I/O, done off the event loop.
+    holds a connection is I/O, done off the event loop, and not on anyio's worker threads: sync
+    routes hold those while they wait for a pooled connection, and the one they wait for may be
+    this one.  ``services.release`` has threads that wait for nothing, so a close always
+    proceeds and hands its connection back.
     """
     session = services.new_session()
     try:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)
+            await services.release(session.close)
         else:
             session.close()
 

@@ -22,8 +22,8 @@ WIDTH = 40
 
 
 class Offload:
-    def __init__(self, width: int = WIDTH) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="modelyard-call")
+    def __init__(self, width: int = WIDTH, name: str = "modelyard-call") -> None:
+        self.pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix=name)
 
     async def __call__(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a pool thread; the awaiting request waits, the loop does not."""

@@ -52,6 +52,9 @@ class Services:
         self.keys = KeyCache(self.watcher)
         self.budget_free = BudgetFreeTeams(self.watcher)
         self.offload = Offload()
+        # Sessions are closed on threads of their own: a close hands a connection back, and a
+        # sync route may hold one of anyio's worker threads while it waits for that connection.
+        self.release = Offload(4, "modelyard-release")
         if self.settings.redis_url:
             self.watcher.every(self._report_replicas)
         self.watcher.start()
@@ -104,6 +107,7 @@ class Services:
     def close(self) -> None:
         self.bus.close()
         self.offload.close()
+        self.release.close()
         self.stream_slots.close()
         self.watcher.close()
         if "committer" in self.__dict__:
