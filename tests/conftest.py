@@ -48,10 +48,21 @@ def free_port() -> int:
 TEST_REDIS = os.environ.get("MODELYARD_TEST_REDIS", "127.0.0.1:6379")
 
 
+# Test folders own Redis databases 11-15; pytest-xdist worker gwN takes them shifted down by
+# 5 x N (gw1: 6-10, gw2: 1-5), so parallel workers never flush each other's queues.
+_DB_BAND = 5
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
 def redis_test_url(db: int) -> str:
     """Redis database ``db`` on the test Redis (``MODELYARD_TEST_REDIS`` host:port, default the
-    machine's 127.0.0.1:6379), so several checkouts can run their suites side by side."""
-    return f"redis://{TEST_REDIS}/{db}"
+    machine's 127.0.0.1:6379), so several checkouts can run their suites side by side; under
+    pytest-xdist each worker gets its own band of database numbers."""
+    shifted = db - _DB_BAND * _WORKER
+    if shifted < 1:
+        raise RuntimeError(f"xdist worker {_WORKER} has no Redis databases left: run at most 3 "
+                           "workers, or give each a Redis of its own (MODELYARD_TEST_REDIS)")
+    return f"redis://{TEST_REDIS}/{shifted}"
 
 
 def fresh_redis(url: str) -> str:
