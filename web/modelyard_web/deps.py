@@ -82,6 +82,18 @@ def get_admin(user: UserDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(get_admin)]
 
 
+async def posted_form(request: Request) -> FormData:
+    """The posted form, read on the event loop, so that the page taking it can be a sync route.
+
+    A sync route does its database work (and password hashing) on a worker thread and closes
+    its request session there (``SessionRoute``, #15); an async one would do it on the loop.
+    """
+    return await request.form()
+
+
+PostedFormDep = Annotated[FormData, Depends(posted_form)]
+
+
 async def checked_form(request: Request, _: UserDep) -> FormData:
     """The posted form, once its CSRF token matches the session's."""
     form = await request.form()

@@ -34,10 +34,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 async def get_session(services: ServicesDep) -> AsyncIterator[Session]:
     """The request's one session; it connects on first use.
 
-    A request that needs no query costs no connection and no thread hop.  Closing a session that
-    holds a connection is I/O, done off the event loop, and not on anyio's worker threads: sync
-    routes hold those while they wait for a pooled connection, and the one they wait for may be
-    this one.  ``services.release`` has threads that wait for nothing, so a close always
+    A request that needs no query costs no connection and no thread hop.  A sync route closes it
+    on its own thread when it returns (``SessionRoute``, #15), so this teardown has nothing left
+    to do for it.  An async route's session may still hold a connection here: closing it is I/O,
+    done off the event loop, and not on anyio's worker threads (they may all be waiting for a
+    connection); ``services.release`` has threads that wait for nothing, so a close always
     proceeds and hands its connection back.
     """
     session = services.new_session()

@@ -15,6 +15,7 @@ from modelyard_platform import accounts
 from modelyard_platform.accounts.mail import mail_configured
 from modelyard_platform.accounts.oidc import sso_enabled
 from modelyard_platform.api.deps import ServicesDep, SessionDep
+from modelyard_platform.api.session_route import SessionRoute
 from modelyard_platform.auth import Principal, authenticate, create_key, revoke_key
 from modelyard_platform.errors import Unauthorized
 from modelyard_platform.models import ApiKey, Team, User
@@ -23,11 +24,19 @@ from modelyard_registry.settings import Settings
 from sqlmodel import Session, col, select
 
 from .. import session as cookies
-from ..deps import FormDep, UserDep, WebSessionDep, client_address, optional_user, web_state
+from ..deps import (
+    FormDep,
+    PostedFormDep,
+    UserDep,
+    WebSessionDep,
+    client_address,
+    optional_user,
+    web_state,
+)
 from ..errors import PageError
 from ..render import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=SessionRoute, include_in_schema=False)
 
 
 def safe_next(target: str | None) -> str:
@@ -87,8 +96,8 @@ def login_form(request: Request, services: ServicesDep, session: SessionDep,
 
 
 @router.post("/login")
-async def login(request: Request, services: ServicesDep, session: SessionDep) -> Response:
-    form = await request.form()
+def login(request: Request, services: ServicesDep, session: SessionDep,
+          form: PostedFormDep) -> Response:
     settings = services.settings
     next_path = safe_next(text(form.get("next")))
     check_login_csrf(request, text(form.get("csrf")))

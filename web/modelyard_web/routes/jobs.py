@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from modelyard_platform.api.deps import ServicesDep, SessionDep
 from modelyard_platform.api.routes.events import event_response
 from modelyard_platform.api.schemas import CallPublic
+from modelyard_platform.api.session_route import SessionRoute
 from modelyard_platform.auth import Principal
 from modelyard_platform.jobs import store
 from modelyard_platform.models import JobStatus
@@ -20,7 +21,7 @@ from ..deps import FormDep, UserDep
 from ..errors import PageError
 from ..render import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=SessionRoute, include_in_schema=False)
 PAGE_SIZE = 20
 
 

@@ -14,17 +14,20 @@ from fastapi.responses import RedirectResponse, Response
 from modelyard_platform import accounts
 from modelyard_platform.accounts.mail import MailFailed, link_mail, mail_configured, send_mail
 from modelyard_platform.api.deps import ServicesDep, SessionDep
+from modelyard_platform.api.session_route import SessionRoute
 from modelyard_platform.models import LinkKind
 from modelyard_registry.errors import ModelyardError
 from modelyard_registry.settings import Settings
+from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from .. import session as cookies
-from ..deps import client_address, web_state
+from ..deps import PostedFormDep, client_address, web_state
 from ..errors import PageError
 from ..render import render
 from .account import check_login_csrf, text
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=SessionRoute, include_in_schema=False)
 log = logging.getLogger(__name__)
 
 TITLES = {LinkKind.invite: "Set your password", LinkKind.reset: "Choose a new password"}
@@ -53,9 +56,8 @@ def _show(request: Request, session: SessionDep, token: str, kind: LinkKind) -> 
     return _form(request, kind, user.email)
 
 
-async def _use(request: Request, services: ServicesDep, session: SessionDep, token: str,
-               kind: LinkKind) -> Response:
-    form = await request.form()
+def _use(request: Request, services: ServicesDep, session: Session, form: FormData, token: str,
+         kind: LinkKind) -> Response:
     check_login_csrf(request, text(form.get("csrf")))
     password = text(form.get("password"))
     try:
@@ -78,9 +80,9 @@ def invitation(request: Request, session: SessionDep, token: str) -> Response:
 
 
 @router.post("/invite/{token}")
-async def accept_invitation(request: Request, services: ServicesDep, session: SessionDep,
-                            token: str) -> Response:
-    return await _use(request, services, session, token, LinkKind.invite)
+def accept_invitation(request: Request, services: ServicesDep, session: SessionDep,
+                      form: PostedFormDep, token: str) -> Response:
+    return _use(request, services, session, form, token, LinkKind.invite)
 
 
 @router.get("/reset/{token}")
@@ -89,9 +91,9 @@ def reset(request: Request, session: SessionDep, token: str) -> Response:
 
 
 @router.post("/reset/{token}")
-async def use_reset(request: Request, services: ServicesDep, session: SessionDep,
-                    token: str) -> Response:
-    return await _use(request, services, session, token, LinkKind.reset)
+def use_reset(request: Request, services: ServicesDep, session: SessionDep,
+              form: PostedFormDep, token: str) -> Response:
+    return _use(request, services, session, form, token, LinkKind.reset)
 
 
 def _forgot_page(request: Request, message: str = "", error: str = "", status: int = 200
@@ -114,12 +116,12 @@ def forgot(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/password/forgot")
-async def send_reset(request: Request, services: ServicesDep, session: SessionDep) -> Response:
+def send_reset(request: Request, services: ServicesDep, session: SessionDep,
+               form: PostedFormDep) -> Response:
     """Mail a reset link; the answer is the same whether or not the email has an account."""
     settings = services.settings
     if not mail_configured(settings):
         raise PageError(404, "Password resets by mail need an SMTP server.")
-    form = await request.form()
     check_login_csrf(request, text(form.get("csrf")))
     email = text(form.get("email")).strip()
     throttle = web_state(request).throttle

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from modelyard_platform import usage
 from modelyard_platform.api.deps import ServicesDep, SessionDep
 from modelyard_platform.api.routes.models import ModelAdd
+from modelyard_platform.api.session_route import SessionRoute
 from modelyard_platform.models import Team
 from modelyard_platform.savings import savings
 from modelyard_registry import catalog
@@ -28,7 +29,7 @@ from ..deps import AdminDep, FormDep
 from ..errors import PageError
 from ..render import money, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=SessionRoute, include_in_schema=False)
 SCORE_KINDS = [k.value for k in TaskKind if k != TaskKind.chat]
 PERIODS = (7, 30, 90)
 NOTICES = ("enabled", "disabled", "added")

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from modelyard_platform.api.deps import ServicesDep, SessionDep
 from modelyard_platform.api.routes.products import describe
 from modelyard_platform.api.schemas import ProductPublic
+from modelyard_platform.api.session_route import SessionRoute
 from modelyard_platform.jobs.submit import submit_job
 from modelyard_platform.products import ProductLike
 from modelyard_registry import catalog
@@ -23,7 +24,7 @@ from ..errors import PageError
 from ..jobview import RESULT_VIEWS
 from ..render import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=SessionRoute, include_in_schema=False)
 
 EXAMPLES: dict[str, dict[str, Any]] = {
     "ticket-triage": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from modelyard_platform.api.deps import ServicesDep, SessionDep
+from modelyard_platform.api.session_route import SessionRoute
 from modelyard_registry.errors import ModelyardError
 from modelyard_registry.routing.explain import explain
 from modelyard_registry.routing.public import DecisionPublic, ExplainRequest
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from ..deps import AdminDep
 from ..render import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=SessionRoute, include_in_schema=False)
 
 
 @router.get("/route")

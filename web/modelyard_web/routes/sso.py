@@ -11,13 +11,14 @@ from fastapi.responses import RedirectResponse, Response
 from modelyard_platform import accounts
 from modelyard_platform.accounts.oidc import OidcClient, Pending, sso_user
 from modelyard_platform.api.deps import ServicesDep, SessionDep
+from modelyard_platform.api.session_route import SessionRoute
 
 from .. import session as cookies
 from ..deps import web_state
 from ..errors import PageError
 from .account import end_previous_session, safe_next, set_session_cookie
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=SessionRoute, include_in_schema=False)
 FLOW_S = 600
 PATH = "/login/sso"
 

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from modelyard_platform import accounts
 from modelyard_platform.accounts.mail import MailFailed, link_mail, mail_configured, send_mail
 from modelyard_platform.api.deps import ServicesDep, SessionDep
+from modelyard_platform.api.session_route import SessionRoute
 from modelyard_platform.auth import Principal
 from modelyard_platform.models import LinkKind, Role, User
 from modelyard_registry.errors import ModelyardError
@@ -22,7 +23,7 @@ from ..render import render
 from .account import text
 from .links import base_url
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=SessionRoute, include_in_schema=False)
 
 
 def team_page(request: Request, session: Session, admin: Principal, *, link: str = "",

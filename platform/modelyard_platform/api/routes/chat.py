@@ -29,9 +29,10 @@ from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep
 from ..relay import relay
 from ..schemas import TOOL_CHOICE_SCHEMA, TOOL_SCHEMA
+from ..session_route import SessionRoute
 from ..tool_request import calls_json, delta_json, tool_choice, tool_names
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1", tags=["chat"])
 
 
 class Message(BaseModel):

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
+from ..session_route import SessionRoute
 
-router = APIRouter(prefix="/v1", tags=["embeddings"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1", tags=["embeddings"])
 
 
 class EmbeddingRequest(BaseModel):

@@ -11,8 +11,9 @@ from modelyard_registry.evals.store import SuiteCreate, SuitePublic, add_suite, 
 
 from ..contract import errors
 from ..deps import AdminDep, PrincipalDep, SessionDep
+from ..session_route import SessionRoute
 
-router = APIRouter(prefix="/v1", tags=["evals"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1", tags=["evals"])
 
 
 @router.get("/evals")

@@ -35,10 +35,11 @@ from ...models import TERMINAL
 from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep
 from ..services import Services
+from ..session_route import SessionRoute
 from ..stream_slots import StreamSlot
 from ..unavailable import OUTAGES
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1/jobs", tags=["jobs"])
 KEEPALIVE_S = 15.0
 RESUBSCRIBE_S = 5.0
 

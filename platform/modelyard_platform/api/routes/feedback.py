@@ -15,8 +15,9 @@ from modelyard_registry.evidence import FeedbackIn, FeedbackPublic, list_feedbac
 from ..contract import errors
 from ..deps import PrincipalDep, SessionDep
 from ..schemas import IsoDatetime
+from ..session_route import SessionRoute
 
-router = APIRouter(prefix="/v1", tags=["feedback"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1", tags=["feedback"])
 
 
 @router.post("/feedback", status_code=201, responses=errors(404))

@@ -17,8 +17,9 @@ from ...errors import Forbidden
 from ..contract import errors
 from ..deps import ServicesDep, bearer, get_principal
 from ..services import Services
+from ..session_route import SessionRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=SessionRoute, tags=["health"])
 
 
 @router.get("/healthz")

@@ -11,8 +11,9 @@ from ...models import JobStatus
 from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
 from ..schemas import JobPage, JobPublic
+from ..session_route import SessionRoute
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.get("", response_model=JobPage)

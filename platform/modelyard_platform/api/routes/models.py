@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.concurrency import run_in_threadpool
 from modelyard_registry import catalog
 from modelyard_registry.catalog import ModelUpdate
 from modelyard_registry.egress import check_gguf_path
@@ -19,8 +18,9 @@ from sqlmodel import Session
 
 from ..contract import errors
 from ..deps import AdminDep, PrincipalDep, ServicesDep, SessionDep
+from ..session_route import SessionRoute
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1/models", tags=["models"])
 
 
 class ModelAdd(BaseModel):
@@ -100,27 +100,25 @@ def get_model(name: str, session: SessionDep, services: ServicesDep, principal: 
 
 
 @router.post("", status_code=201, responses=errors(403, 409, 502, 503, 504, 507))
-async def add_model(
+def add_model(
     body: ModelAdd, services: ServicesDep, session: SessionDep, _: AdminDep
 ) -> dict[str, Any]:
+    # Sync: one worker thread probes, stores and reads the entry back, then gives its connection
+    # back (SessionRoute); it was async with a hop per step and read the entry on the loop, #15.
     settings = services.settings
     if body.gguf_path is not None:
-        path = await run_in_threadpool(check_gguf_path, body.gguf_path, settings)
-        entry = await run_in_threadpool(
-            register_gguf, session, settings, name=body.name, path=path,
-            capabilities=body.capabilities,
-        )
+        path = check_gguf_path(body.gguf_path, settings)
+        entry = register_gguf(session, settings, name=body.name, path=path,
+                              capabilities=body.capabilities)
     else:
         assert body.endpoint is not None and body.served_name is not None
-        entry = await run_in_threadpool(
-            lambda: register_remote(
-                session, settings, name=body.name, base_url=body.endpoint or "",
-                endpoints=body.endpoints,
-                served_name=body.served_name or "", api_key_env=body.api_key_env,
-                price_in=body.price_in, price_out=body.price_out,
-                context_length=body.context_length, capabilities=body.capabilities,
-                response_format=body.response_format, check=body.check,
-            )
+        entry = register_remote(
+            session, settings, name=body.name, base_url=body.endpoint or "",
+            endpoints=body.endpoints,
+            served_name=body.served_name or "", api_key_env=body.api_key_env,
+            price_in=body.price_in, price_out=body.price_out,
+            context_length=body.context_length, capabilities=body.capabilities,
+            response_format=body.response_format, check=body.check,
         )
     return _item(session, settings, entry)
 

@@ -15,8 +15,9 @@ from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
 from ..handlers import validation_response
 from ..schemas import JobCreate, JobPublic, ProductPublic
+from ..session_route import SessionRoute
 
-router = APIRouter(prefix="/v1/products", tags=["products"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1/products", tags=["products"])
 
 
 def describe(product: ProductLike) -> ProductPublic:

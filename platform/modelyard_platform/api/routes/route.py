@@ -14,8 +14,9 @@ from modelyard_registry.routing.public import DecisionPublic, ExplainRequest
 
 from ..contract import errors
 from ..deps import PrincipalDep, ServicesDep, SessionDep
+from ..session_route import SessionRoute
 
-router = APIRouter(prefix="/v1/route", tags=["routing"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1/route", tags=["routing"])
 
 
 @router.post("/explain", response_model=DecisionPublic, responses=errors(404))

@@ -14,8 +14,9 @@ from ...errors import Forbidden
 from ...savings import SavingsReport, savings
 from ..contract import errors
 from ..deps import PrincipalDep, SessionDep, SettingsDep
+from ..session_route import SessionRoute
 
-router = APIRouter(prefix="/v1", tags=["usage"])
+router = APIRouter(route_class=SessionRoute, prefix="/v1", tags=["usage"])
 
 
 @router.get("/usage")
