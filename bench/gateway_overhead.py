@@ -8,7 +8,7 @@ catalogue entry, the key is a real key, the rate limiter is on (with a limit nev
 
 Phases (each alternates direct and gateway so both see the same machine load):
   sequential  one client, non-streaming: added p50/p99 (gateway percentile - direct percentile)
-  streaming   one client: time to the first content token, added p50/p99
+  streaming   one client: time to the first content token, added p50/p99; API CPU per stream
   concurrent  16 clients: requests/s through Modelyard and direct, added p50/p99
 After each phase: the CPU time the API processes spent per request (user + system, every
 process of ``yard api``): unlike latency on a shared machine, it hardly moves with the load
@@ -239,12 +239,15 @@ def main() -> None:
                 for t in (direct, through):
                     seq[t.name].append(one(http, t))
             seq_cpu = (cpu_seconds(through.pid) - cpu) / args.requests
+            cpu = cpu_seconds(through.pid)
             for _ in range(args.requests // 2):
                 for t in (direct, through):
                     ttft[t.name].append(first_token(http, t))
+            stream_cpu = (cpu_seconds(through.pid) - cpu) / (args.requests // 2)
         paired("sequential", seq["direct"], seq["modelyard"])
         print(f"sequential: API CPU {seq_cpu * 1000:.2f} ms per request", flush=True)
         paired("stream TTFT", ttft["direct"], ttft["modelyard"])
+        print(f"streaming: API CPU {stream_cpu * 1000:.2f} ms per stream", flush=True)
         conc: dict[str, list[float]] = {"direct": [], "modelyard": []}
         rates: dict[str, list[float]] = {"direct": [], "modelyard": []}
         failed = 0

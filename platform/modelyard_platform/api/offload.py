@@ -27,8 +27,12 @@ class Offload:
 
     async def __call__(self, fn: Callable[[], T]) -> T:
         """``fn()`` on a pool thread; the awaiting request waits, the loop does not."""
+        return await self.start(fn)
+
+    def start(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """``fn()`` started on a pool thread; its future (cancelling it does not stop ``fn``)."""
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
+        return asyncio.get_running_loop().run_in_executor(
             self.pool, functools.partial(context.run, fn))
 
     def close(self) -> None:

@@ -3,38 +3,46 @@
 Starlette runs a plain iterator body in the thread pool, and when the client disconnects it
 cancels the response without closing that iterator: the generator (with the model call under it)
 lives on until the garbage collector finds it, so the call's usage row landed late or never,
-and the model kept generating.  ``relay`` pulls each chunk in the thread pool and, however it
-ends (done, client gone, error), closes the generator in the thread pool, shielded from the
-cancellation: its ``finally`` blocks (stop the backend, record the call, settle its budget
-reservation) run right away, off the event loop.
+and the model kept generating.  ``relay`` pulls each chunk on the API's own pool and, however it
+ends (done, client gone, error), closes the generator there, shielded from the cancellation: its
+``finally`` blocks (stop the backend, record the call, settle its budget reservation) run right
+away, off the event loop.
+
+Chunks hop through ``api/offload.py`` (an executor future per chunk) rather than anyio's worker
+threads (a limiter, a ``Condition`` wake-up and context lookups per chunk, #15).  A cancelled
+executor future does not stop its thread, so the pull in flight is shielded and awaited before
+the close: a generator is never closed while it is producing a chunk.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Generator
+from functools import partial
 
 import anyio
-import anyio.to_thread
+
+from .offload import Offload
 
 _END = object()
 
 
-async def relay(chunks: Generator[str, None, None]) -> AsyncIterator[str]:
-    """``chunks`` as an async stream, closed in the thread pool however it ends.
-
-    On cancellation the chunk being pulled is awaited first (anyio waits for its thread), so
-    the generator is never closed while it runs.
-    """
+async def relay(chunks: Generator[str, None, None], pool: Offload) -> AsyncIterator[str]:
+    """``chunks`` as an async stream, pulled and closed on ``pool`` however it ends."""
+    pulling: asyncio.Future[object] | None = None
     try:
         while True:
-            chunk = await anyio.to_thread.run_sync(next, chunks, _END)
+            pulling = pool.start(partial(next, chunks, _END))
+            chunk = await asyncio.shield(pulling)
             if chunk is _END:
                 return
             assert isinstance(chunk, str)
             yield chunk
     finally:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(chunks.close)
+            if pulling is not None and not pulling.done():
+                await asyncio.wait([pulling])  # the chunk being made, then the close
+            await pool(chunks.close)
 
 
 __all__ = ["relay"]

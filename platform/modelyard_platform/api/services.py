@@ -52,6 +52,10 @@ class Services:
         self.keys = KeyCache(self.watcher)
         self.budget_free = BudgetFreeTeams(self.watcher)
         self.offload = Offload()
+        # Streams pull their chunks on threads of their own (``relay``): a pull waits for the
+        # model's next token, and as many streams as before (anyio's 40) must not take the
+        # threads that whole calls run on.
+        self.streams = Offload(name="modelyard-stream")
         # Sessions are closed on threads of their own: a close hands a connection back, and a
         # sync route may hold one of anyio's worker threads while it waits for that connection.
         self.release = Offload(4, "modelyard-release")
@@ -107,6 +111,7 @@ class Services:
     def close(self) -> None:
         self.bus.close()
         self.offload.close()
+        self.streams.close()
         self.release.close()
         self.stream_slots.close()
         self.watcher.close()

@@ -200,7 +200,7 @@ async def chat_completions(
             lambda: cascade.stream(spec, request, request_id=request_id,
                                    team_id=principal.team_id, node="chat")
         )
-        return StreamingResponse(relay(_sse(request_id, model, events)),
+        return StreamingResponse(relay(_sse(request_id, model, events), services.streams),
                                  media_type="text/event-stream",
                                  headers={"x-modelyard-model": model})
     validator = (
