@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,6 +52,49 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """The stack's database, once each way: None (its home's SQLite file) or a fresh PostgreSQL."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("pg_url"))
+
+
+Send = Callable[[httpx.Client, int, int], httpx.Response]
+
+
+def burst(base_url: str, key: str, clients: int, each: int, send: Send,
+          ok: int = 200) -> tuple[list[httpx.Response], list[str]]:
+    """``clients`` threads released at once, each sending ``each`` requests through ``send(http,
+    client, n)``: the answers with status ``ok``, and every other outcome described (a pool wait
+    shows as a 500 after 30 s or a client timeout at 20 s)."""
+    answered: list[httpx.Response] = []
+    failures: list[str] = []
+    start = threading.Barrier(clients)
+
+    def client(i: int) -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base_url, headers=headers, timeout=20) as http:
+            start.wait()
+            for n in range(each):
+                try:
+                    r = send(http, i, n)
+                except httpx.HTTPError as exc:
+                    failures.append(type(exc).__name__)
+                    continue
+                if r.status_code == ok:
+                    answered.append(r)
+                else:
+                    failures.append(f"{r.request.url.path} {r.status_code}: {r.text[:200]}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return answered, failures
 
 
 def yard(env: dict[str, str], *args: str) -> str:

@@ -43,13 +43,6 @@ BODY = {"model": "priced", "max_tokens": MAX_TOKENS,
         "messages": [{"role": "user", "content": "Count from one to twenty."}]}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    return str(request.getfixturevalue("pg_url"))
-
-
 def priced_stack(stack_factory: StackFactory, openai_server: str, database_url: str | None,
                  budget: float | None) -> Stack:
     """A live API whose only model is the loopback server, billed per output token."""

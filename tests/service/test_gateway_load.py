@@ -48,13 +48,6 @@ def instant_backend() -> Iterator[str]:
         proc.wait(10)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    return str(request.getfixturevalue("pg_url"))
-
-
 def start(stack_factory: StackFactory, database_url: str | None, backend: str) -> Stack:
     stack = stack_factory(database_url=database_url, workers=0, with_model=False,
                           env={"MODELYARD_RATE_LIMIT_PER_MINUTE": "0"})

@@ -10,22 +10,12 @@ SQLite; 64 clients did not always get there).
 
 from __future__ import annotations
 
-import threading
-
 import httpx
-import pytest
 
-from .conftest import StackFactory
+from .conftest import StackFactory, burst
 
 CLIENTS, EACH = 128, 4
 READS = ("/v1/jobs?limit=5", "/v1/usage")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    return str(request.getfixturevalue("pg_url"))
 
 
 def test_more_readers_than_threads_and_connections_all_get_answers(
@@ -38,29 +28,10 @@ def test_more_readers_than_threads_and_connections_all_get_answers(
         for n in range(3):  # something to list
             assert http.post("/v1/products/echo/jobs",
                              json={"input": {"message": str(n)}}).status_code == 202
-    answered: list[str] = []
-    failures: list[str] = []
-    start = threading.Barrier(CLIENTS)
 
-    def client(i: int) -> None:
-        with httpx.Client(base_url=stack.base_url, headers=headers, timeout=20) as http:
-            start.wait()
-            for n in range(EACH):
-                path = READS[(i + n) % len(READS)]
-                try:
-                    r = http.get(path)
-                except httpx.HTTPError as exc:
-                    failures.append(f"{path}: {type(exc).__name__}")
-                    continue
-                if r.status_code == 200:
-                    answered.append(path)
-                else:
-                    failures.append(f"{path} {r.status_code}: {r.text[:200]}")
+    def read(http: httpx.Client, i: int, n: int) -> httpx.Response:
+        return http.get(READS[(i + n) % len(READS)])
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    answered, failures = burst(stack.base_url, stack.admin_key, CLIENTS, EACH, read)
     assert failures == []
     assert len(answered) == CLIENTS * EACH
