@@ -253,6 +253,30 @@ def ratios(results: dict[tuple[str, str], ModeResult]) -> list[str]:
     return lines
 
 
+def from_dump(path: Path) -> None:
+    """Print the tables from a ``--dump`` file, e.g. of a run cut short (whole items only)."""
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    per_item = Counter((r["product"], r["id"]) for r in records)
+    results: dict[tuple[str, str], ModeResult] = {}
+    for r in records:
+        if per_item[(r["product"], r["id"])] < len(MODES):
+            continue  # an item whose modes did not all run would favour the modes that did
+        result = results.setdefault((r["product"], r["mode"]), ModeResult())
+        result.latencies.append(r["latency_s"])
+        result.costs.append(r["cost_usd"])
+        result.scores.append({k: r[k] for k in ("quality", "category", "urgency") if k in r})
+        if not r["output"]:
+            result.failures.append(str(r["id"]))
+        result.calls.update(c[1] for c in r["calls"])
+        result.escalations += sum(c[2] != "accepted" for c in r["calls"])
+    items = {p: sum(1 for (q, _), k in per_item.items() if q == p and k >= len(MODES))
+             for p in PRODUCT_ORDER}
+    console.print(f"{path}: items per mode " + ", ".join(f"{p} {n}" for p, n in items.items()
+                                                         if n))
+    console.print(report(results, {"largest": LADDER[-1], "smallest": LADDER[0]}))
+    console.print("\n".join(ratios(results)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=4, help="gold items per product (max 60)")
@@ -270,7 +294,12 @@ def main() -> None:
                         ", registered in place instead of copied")
     parser.add_argument("--dump", type=Path, help="write every job (output, calls) as JSONL")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
+    parser.add_argument("--from-dump", type=Path,
+                        help="only print the tables from a --dump file (a run cut short too)")
     args = parser.parse_args()
+    if args.from_dump:
+        from_dump(args.from_dump)
+        return
     if args.quick:
         args.items, args.eval_limit = min(args.items, 2), min(args.eval_limit, 2)
     products = [p for p in PRODUCT_ORDER if p in args.products.split(",")]
@@ -284,6 +313,7 @@ def main() -> None:
     started = time.perf_counter()
     runtimes = RuntimeFactory(settings)
     results: dict[tuple[str, str], ModeResult] = {}
+    dump = None
     try:
         names = build_catalogue(settings, args)
         console.print(f"home {home}; scoring {', '.join(names)} on {args.eval_limit} items/suite")
@@ -297,25 +327,30 @@ def main() -> None:
             "routed": {}, "largest": {"model": pins["largest"]},
             "smallest": {"model": pins["smallest"]}}
         bench_start = time.perf_counter()
+        # Each job's record is written as soon as it ends, so a run cut short keeps its jobs.
+        if args.dump:
+            dump = args.dump.open("w", encoding="utf-8")
         for product in products:
             t = time.perf_counter()
-            for item in gold[product]:  # every mode per item: load swings hit all alike
+            for n, item in enumerate(gold[product], 1):  # every mode per item: load hits all
                 for mode, options in modes.items():
                     result = results.setdefault((product, mode), ModeResult())
                     run_job(product, item, mode, options, cascade, settings, result)
+                    if dump is not None:
+                        dump.write(json.dumps(result.records[-1], ensure_ascii=False) + "\n")
+                        dump.flush()
+                console.print(f"  {product} item {n}/{len(gold[product])} "
+                              f"({time.perf_counter() - t:.0f} s)")
             console.print(f"  ran {product:14s} {len(gold[product])} items x {len(modes)} modes "
                           f"({time.perf_counter() - t:.0f} s)")
         bench_s = time.perf_counter() - bench_start
     finally:
+        if dump is not None:
+            dump.close()
         runtimes.close()
         if not args.keep_home:
             shutil.rmtree(home, ignore_errors=True)
 
-    if args.dump:
-        with args.dump.open("w", encoding="utf-8") as f:
-            for r in results.values():
-                for record in r.records:
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
     console.print()
     console.print(model_table)
     console.print(report(results, pins))
