@@ -147,6 +147,14 @@ def migrate(engine: Engine) -> None:
         setup_checkpoints(url)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` ("base": nothing), under the same locks as migrate."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with _ALEMBIC, migration_lock(engine), engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.downgrade(cfg, revision)
+
+
 def migrate_url(url: str) -> None:
     """Migrate with a throw-away engine, for a parent process that forks workers afterwards.
 

@@ -95,3 +95,35 @@ def test_infrastructure_errors_are_transient_and_job_errors_are_not() -> None:
         assert is_transient(wrapped)
     assert not is_transient(ValueError("bad input"))
     assert not is_transient(KeyError("category"))
+
+
+def test_a_job_ends_together_with_its_terminal_event(settings: Settings,
+                                                     monkeypatch: Any) -> None:
+    """The status change and its ``status`` event commit as one: a reader never sees a finished
+    job whose terminal event is missing (an event stream used to end without it), and a failure
+    to write the event leaves the job running for the next worker, never ended in silence."""
+    url = settings.effective_database_url
+    with session_scope(url) as session:
+        create_key(session, team="ops")
+        job, _ = store.create_job(session, team_id=1, product="echo",
+                                  input_data={"message": "x"}, options={})
+        assert store.claim(session, job.id, "w1", 30) is not None
+        real_stage = store._stage_event
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(store, "_stage_event", broken)
+        try:
+            store.finish(session, job.id, "w1", JobStatus.succeeded, result={"message": "x"})
+        except RuntimeError:
+            session.rollback()
+        row = store.get_job(session, team_id=None, job_id=job.id)
+        assert row.status == JobStatus.running and row.result is None
+
+        monkeypatch.setattr(store, "_stage_event", real_stage)
+        assert store.finish(session, job.id, "w1", JobStatus.succeeded, result={"message": "x"})
+        seen = [(e.type, e.data.get("status")) for e in store.events_after(session, job.id, 0)]
+        assert seen[-1] == ("status", "succeeded")
+        assert store.get_job(session, team_id=None, job_id=job.id).status == JobStatus.succeeded
+        assert not store.cancel_job(session, store.get_job(session, team_id=None, job_id=job.id))

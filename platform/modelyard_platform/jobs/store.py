@@ -17,7 +17,7 @@ from typing import Any
 from modelyard_registry.catalog import utcnow
 from modelyard_registry.errors import Conflict, InvalidInput, NotFound
 from modelyard_registry.scores import Call
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import Update, and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -150,14 +150,40 @@ def job_cost(session: Session, job_id: str) -> float:
     return float(total)
 
 
+def _stage_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
+    """Add the job's next event to the session's transaction (the caller commits)."""
+    last = session.exec(
+        select(func.coalesce(func.max(JobEvent.seq), 0)).where(JobEvent.job_id == job_id)
+    ).one()
+    event = JobEvent(job_id=job_id, seq=int(last) + 1, type=type_, data=data)
+    session.add(event)
+    return event
+
+
+def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any]) -> bool:
+    """End a job: the conditional UPDATE ``ending`` and its ``status`` event in ONE transaction.
+
+    Committed apart, a reader between the two commits saw a finished job with no terminal event
+    (an event stream ended without it), and a worker killed between them lost it for good.
+    """
+    for _ in range(5):
+        if session.execute(ending).rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            return False
+        _stage_event(session, job_id, "status", data)
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent event took the number: redo both
+            session.rollback()
+            continue
+        return True
+    raise RuntimeError(f"could not append an event to job {job_id}")
+
+
 def add_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
     """Append an event with the next number (retried if a concurrent writer took it)."""
     for _ in range(5):
-        last = session.exec(
-            select(func.coalesce(func.max(JobEvent.seq), 0)).where(JobEvent.job_id == job_id)
-        ).one()
-        event = JobEvent(job_id=job_id, seq=int(last) + 1, type=type_, data=data)
-        session.add(event)
+        event = _stage_event(session, job_id, type_, data)
         try:
             session.commit()
         except IntegrityError:
@@ -179,17 +205,13 @@ def events_after(session: Session, job_id: str, seq: int) -> list[JobEvent]:
 
 def cancel_job(session: Session, job: Job) -> bool:
     """Cancel a queued or running job; False when it had already ended."""
-    result = session.execute(
+    ending = (
         update(Job)
         .where(col(Job.id) == job.id, col(Job.status).in_([JobStatus.queued, JobStatus.running]))
         .values(status=JobStatus.cancelled, finished_at=utcnow(), lease_owner=None,
                 cost_usd=job_cost(session, job.id))
     )
-    session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    add_event(session, job.id, "status", {"status": JobStatus.cancelled.value})
-    return True
+    return _end(session, ending, job.id, {"status": JobStatus.cancelled.value})
 
 
 def claim(session: Session, job_id: str, owner: str, lease_s: float) -> Job | None:
@@ -248,17 +270,13 @@ def finish(
     }
     if status == JobStatus.succeeded:
         values["progress"] = 1.0
-    done = session.execute(
+    ending = (
         update(Job)
         .where(col(Job.id) == job_id, col(Job.lease_owner) == owner,
                col(Job.status) == JobStatus.running)
         .values(**values)
     )
-    session.commit()
-    if done.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    add_event(session, job_id, "status", {"status": status.value, "error": error})
-    return True
+    return _end(session, ending, job_id, {"status": status.value, "error": error})
 
 
 def requeue(session: Session, job_id: str, owner: str) -> bool:
