@@ -14,10 +14,10 @@ connections.  The session's uncommitted work is rolled back, as the teardown did
 commit what they keep.  Objects read before the close keep their loaded attributes
 (``expire_on_commit=False``); responses are built from them inside the route.
 
-An async route does its database work in one hop (``services.offload``) and makes no further hop
-once its session holds a connection; ``get_session``'s teardown closes on ``services.release``,
-whose threads wait for nothing.  ``tests/service/test_session_routes.py`` checks that every route
-taking a request session is one of these.
+An async route (explain, embeddings) does its database work in one thread hop and makes no
+further hop once its session holds a connection; ``get_session``'s teardown closes it on
+``services.release``, whose threads wait for nothing.  ``tests/service/test_session_routes.py``
+checks that every route taking a request session is one of these.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def get_product(name: str, services: ServicesDep, _: PrincipalDep) -> ProductPub
 
 @router.post("/{name}/jobs", status_code=202, response_model=JobPublic,
              responses=errors(404, 409))
-async def submit(
+def submit(
     name: str,
     body: JobCreate,
     response: Response,
@@ -59,31 +59,21 @@ async def submit(
 ) -> JobPublic | Response:
     """Validate everything first (nothing is stored for a bad request), then queue the job.
 
-    The database work runs on the API's pool and commits before it returns, so the request
-    holds no pooled connection once its job is stored.  (As a sync route it kept one through
-    the response's serialisation, which waits for one of anyio's 40 worker threads: with 64
-    submitters all 40 sat waiting for a connection of the pool of 15 that only those
-    serialisations would hand back, and every request hung 30 s and failed, #15.)
+    A sync route: ``SessionRoute`` closes its session on this thread before the thread is free,
+    so no submitter holds a pooled connection while it waits for a thread (#15).
     """
     product = find_product(services, name)
     try:
         product.input_model.model_validate(body.input)
     except ValidationError as exc:
         return validation_response(exc, prefix="input")
-
-    def store_job() -> tuple[JobPublic, bool]:
-        job, created = submit_job(
-            session, services.enqueue, principal=principal, product=name, input_data=body.input,
-            options=body.options, max_jobs=services.settings.team_max_jobs,
-            idempotency_key=idempotency_key,
-        )
-        # A job made just now has no calls yet: no query for them (a replay shows what it has).
-        public = JobPublic.of(job, calls=store.job_calls(session, job.id) if not created else [])
-        session.commit()
-        return public, created
-
-    public, created = await services.offload(store_job)
+    job, created = submit_job(
+        session, services.enqueue, principal=principal, product=name, input_data=body.input,
+        options=body.options, max_jobs=services.settings.team_max_jobs,
+        idempotency_key=idempotency_key,
+    )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/v1/jobs/{public.id}"
-    return public
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    # A job made just now has no calls yet: no query for them (a replay shows what it has).
+    return JobPublic.of(job, calls=store.job_calls(session, job.id) if not created else [])
