@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -283,3 +284,25 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_runner_starts_when_the_owner_holds_over_1024_descriptors(smollm2_path: Path) -> None:
+    """A busy API or worker holds many sockets; the runner's pipes then get numbers past 1024,
+    which select() refuses ("filedescriptor out of range").  The runner must start anyway."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.fail(f"this machine allows only {hard} open files; the test needs 1200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    pool = LlamaPool(ram_budget_bytes=2048 * MB, n_threads=2, n_gpu_layers=0, n_ctx=2048)
+    try:
+        assert max(held) >= 1024
+        out = smol(pool, smollm2_path).generate(
+            GenerationRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+        )
+        assert out.completion_tokens >= 1
+    finally:
+        pool.close()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

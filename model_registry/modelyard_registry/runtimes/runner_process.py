@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import os
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -148,14 +148,18 @@ def _read_line(proc: subprocess.Popen[bytes], timeout_s: float) -> str:
     deadline = time.monotonic() + timeout_s
     buf = b""
     fd = proc.stdout.fileno()
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return ""
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return ""
-        buf += chunk
+    # A selector (epoll/poll), not select.select: select() refuses descriptors numbered 1024 or
+    # more, and a busy API or worker holding many sockets hands the runner's pipe such a number.
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                return ""
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return ""
+            buf += chunk
     return buf.decode(errors="replace").strip()
 
 
