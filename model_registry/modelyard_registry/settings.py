@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         description="Workers retrain the routing predictor once this many new outcomes arrived "
         "since the active version (0: only `yard route train`).",
     )
+    route_max_cost_ratio: float | None = Field(
+        default=None, gt=0, le=1,
+        description="Default cost budget for requests that set none: spend at most this fraction "
+        "of always-the-best-model's cost (a trained predictor's curve serves it; unset: "
+        "min_quality decides).",
+    )
     route_predictor_check_s: float = Field(
         default=30.0, ge=0,
         description="How often a process looks for a newer trained predictor (not per request).",

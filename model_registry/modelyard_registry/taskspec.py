@@ -47,6 +47,11 @@ class TaskSpec(BaseModel):
     min_quality: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Measured score the model must reach."
     )
+    max_cost_ratio: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="A cost budget instead of a quality bar: spend at most this fraction of "
+        "always-the-best-model's cost (served where the predictor has a measured curve).",
+    )
     max_output_tokens: int = Field(default=256, ge=1, description="Most tokens to generate.")
     needs_json_schema: bool = Field(default=False, description="Output constrained by a schema.")
     needs_tools: bool = Field(default=False, description="The call passes tools.")

@@ -27,6 +27,9 @@ def explain(
     min_quality: Annotated[
         float, typer.Option(help="Quality required, 0..1: predicted where there is evidence.")
     ] = 0.0,
+    max_cost_ratio: Annotated[float | None, typer.Option(
+        help="A cost budget instead: at most this fraction of always-best's cost (0..1].")
+    ] = None,
     max_tokens: Annotated[int, typer.Option(help="Most output tokens.")] = 256,
     json_schema: Annotated[
         bool, typer.Option("--json-schema", help="The output must follow a JSON schema.")
@@ -53,8 +56,9 @@ def explain(
     Exits 2 after printing when no model is adequate (the reason names the closest one).
     """
     spec = TaskSpec.build(
-        kind=kind, min_quality=min_quality, max_output_tokens=max_tokens,
-        needs_json_schema=json_schema, needs_tools=tools, latency_budget_s=latency_budget,
+        kind=kind, min_quality=min_quality, max_cost_ratio=max_cost_ratio,
+        max_output_tokens=max_tokens, needs_json_schema=json_schema, needs_tools=tools,
+        latency_budget_s=latency_budget,
         pinned_model=pin, best_effort=best_effort, allow_unscored=allow_unscored,
     )
     with catalogue() as (session, settings):
@@ -64,7 +68,7 @@ def explain(
     if as_json:
         print_json(public.model_dump(mode="json"))
     else:
-        basis = (f"predicted by {public.predictor_version}, bar {public.threshold:.2f}"
+        basis = (f"predicted by {public.predictor_version}, {public.rule}"
                  if public.basis == "prediction" else "per-kind scores")
         table = Table(title=f"route explain: {spec.kind}, min quality {min_quality:g} ({basis})",
                       header_style="bold")
@@ -122,6 +126,14 @@ def train(
               f"{public.outcomes} outcomes over {public.items} requests, "
               f"{len(public.models)} models, kinds: {', '.join(public.kinds)}")
     out.print(f"dev split: {metrics}")
+    if public.budget_curve:
+        ends = sorted(public.budget_curve, key=lambda p: p["cost_ratio"])
+        out.print(f"cost budgets (--max-cost-ratio) served from {ends[0]['cost_ratio']:.3f} "
+                  f"(quality {ends[0]['quality_ratio']:.3f}) to {ends[-1]['cost_ratio']:.3f} "
+                  f"(quality {ends[-1]['quality_ratio']:.3f}) of always-best, cross-validated")
+    else:
+        out.print("cost budgets: not served (too little evidence graded for two or more models "
+                  "to measure the curve); min_quality decides")
     size = f"{(public.artefact_bytes or 0) / 2**20:.1f} MB"
     where = f" and exported to {public.path}" if public.path else ""
     out.print(f"stored in the database ({size}){where}; active now")

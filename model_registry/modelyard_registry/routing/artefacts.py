@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, Column, ForeignKey, LargeBinary, String, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from ..catalog import utcnow
@@ -45,6 +45,11 @@ class RoutingVersion(SQLModel, table=True):
     metrics: dict[str, float] = Field(default_factory=dict,
                                       sa_column=Column(JSON, nullable=False),
                                       description="Dev-split figures: brier, ece, n.")
+    budget_curve: list[dict[str, float]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=text("'[]'")),
+        description="Cross-validated {lam, cost_ratio, quality_ratio} points: how a cost budget "
+        "(max_cost_ratio) is served. Empty: trained on too little evidence.")
 
 
 class RoutingArtefact(SQLModel, table=True):
@@ -78,6 +83,7 @@ class RoutingVersionPublic(BaseModel):
     kinds: list[str]
     sources: dict[str, int]
     metrics: dict[str, float]
+    budget_curve: list[dict[str, float]] = []
     stored: str = "database"
     artefact_bytes: int | None = None
     path: str | None = None  # the exported files, when asked for (``--export``)

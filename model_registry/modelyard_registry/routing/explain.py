@@ -57,10 +57,11 @@ def decide_request(
         counts = count_prompt_tokens(session, candidates, prompt_text, runtimes)
     predictions = rule = None
     if predictor is not None and spec.pinned_model is None:
-        predictions = predictor.predictions(session, str(spec.kind), query_text or prompt_text,
+        text = query_text or prompt_text
+        predictions = predictor.predictions(session, str(spec.kind), text,
                                             [c.name for c in candidates])
         if predictions:
-            rule = predictor.rule(spec.min_quality)
+            rule = predictor.rule(spec, text)
     limits = limits or MachineLimits.from_settings(settings)
     decision = (index.decide(spec, counts, limits, predictions, rule) if index is not None
                 else decide(spec, counts, candidates, limits, predictions, rule))

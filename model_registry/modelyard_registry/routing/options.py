@@ -25,6 +25,11 @@ class RoutingOptions(BaseModel):
         description="Overrides every node's quality bar (a probability of an adequate answer "
         "where the predictor has evidence, else the measured per-kind score).",
     )
+    max_cost_ratio: float | None = Field(
+        default=None, gt=0, le=1,
+        description="A cost budget: spend at most this fraction of always-the-best-model's "
+        "cost (takes precedence over min_quality where the trained predictor serves the kind).",
+    )
     model: str | None = Field(default=None, min_length=1,
                               description="Pin every node to this model.")
     best_effort: bool = Field(default=True, description="Use the best model that fits when "
@@ -57,6 +62,7 @@ class RoutingOptions(BaseModel):
         return TaskSpec.build(
             kind=kind,
             min_quality=min_quality if self.min_quality is None else self.min_quality,
+            max_cost_ratio=self.max_cost_ratio,
             max_output_tokens=max_output_tokens,
             needs_json_schema=needs_json_schema,
             pinned_model=self.model,

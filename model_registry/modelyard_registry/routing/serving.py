@@ -9,6 +9,13 @@ request, and the artefact itself is read only when the version changed.  With no
 per-kind scores, so prediction costs nothing until it exists.
 A version whose files cannot be loaded (deleted, or an embedder this install lacks) is logged
 once and skipped: routing on per-kind scores beats failing every request.
+
+A cost budget (``TaskSpec.max_cost_ratio``, else ``Settings.route_max_cost_ratio``) is served
+through the version's cross-validated cost/quality curve: ``tuning.mix_for_budget`` picks the two
+utility-rule lambdas around the budget and the share of requests priced with the richer one, and
+``BudgetMix.lam_for`` assigns this request by a hash of its text (the same request always gets
+the same model).  Without a curve (too little evidence when the version was trained) the budget
+cannot be kept knowingly, and ``min_quality`` decides as before.
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ from collections.abc import Sequence
 from sqlmodel import Session
 
 from ..settings import Settings
+from ..taskspec import TaskSpec
 from .artefacts import active_version, load_version
 from .decide import DecisionRule, policy_rule
 from .outcomes import Prediction
+from .policy import BudgetMix
 from .predictor import Predictor
+from .tuning import CurvePoint, curve_from_rows, mix_for_budget
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +48,8 @@ class ActivePredictor:
                                  else check_interval_s)
         self.version: str | None = None
         self._predictor: Predictor | None = None
+        self._curve: list[CurvePoint] = []
+        self._mixes: dict[float, BudgetMix | None] = {}
         self._checked_at = float("-inf")
         self._failed: set[str] = set()
         self._lock = threading.Lock()
@@ -65,6 +77,7 @@ class ActivePredictor:
                         self.version or "per-kind scores")
             return
         self._predictor, self.version = predictor, row.version
+        self._curve, self._mixes = curve_from_rows(row.budget_curve), {}
         log.info("routing predictor %s loaded (kinds: %s)", row.version,
                  ", ".join(predictor.kinds))
 
@@ -77,9 +90,29 @@ class ActivePredictor:
             return None
         return predictor.predict(kind, text, models) or None
 
-    def rule(self, min_quality: float) -> DecisionRule:
-        """The decision rule ``min_quality`` maps to (see ``routing.policy``)."""
-        return policy_rule(min_quality)
+    def rule(self, spec: TaskSpec, text: str) -> DecisionRule:
+        """The request's rule: its cost budget where one applies and can be served.
+
+        Else the rule ``min_quality`` maps to (see ``routing.policy``).
+        """
+        budget = spec.max_cost_ratio
+        if budget is None:
+            budget = self.settings.route_max_cost_ratio
+        if budget is not None:
+            mix = self._mix(budget)
+            if mix is not None:
+                lam = mix.lam_for(text)
+                return DecisionRule(name=f"cost budget {budget:g} (lambda {lam:g})",
+                                    threshold=0.0, lam=lam)
+        return policy_rule(spec.min_quality)
+
+    def _mix(self, budget: float) -> BudgetMix | None:
+        mixes = self._mixes  # swapped whole on reload: a stale read is a whole old dict
+        if budget not in mixes:
+            if len(mixes) > 256:  # budgets come from requests: keep the memo bounded
+                mixes.clear()
+            mixes[budget] = mix_for_budget(self._curve, budget)
+        return mixes[budget]
 
 
 __all__ = ["ActivePredictor"]

@@ -31,6 +31,7 @@ from .artefacts import RoutingVersion, active_version, record_version
 from .embed import Embedder, default_embedder
 from .outcomes import Outcome
 from .predictor import Predictor, fit_predictor
+from .tuning import curve_rows, served_curve
 
 DEV_FOLDS = 5  # one request in five is held out for the dev figures
 ECE_BINS = 10
@@ -88,12 +89,15 @@ def train(
     *,
     embedder: Embedder | None = None,
     export: Path | None = None,
+    budget_curve: bool = True,
     **hyper: object,
 ) -> RoutingVersion:
     """Train on every stored outcome and make the result the active version.
 
     ``export`` also saves the predictor's files in that folder (written aside, renamed into
-    place).  Raises ``InvalidInput`` (field ``evidence``) when there is nothing to learn from.
+    place).  ``budget_curve`` also measures the version's cost/quality curve by cross-validation
+    (five more fits; ``tuning.served_curve``), which is what serves a ``max_cost_ratio``.
+    Raises ``InvalidInput`` (field ``evidence``) when there is nothing to learn from.
     """
     started = datetime.now(UTC)
     outcomes = load_outcomes(session)
@@ -109,6 +113,7 @@ def train(
         metrics = dev_metrics(fit_predictor(train_part, embedder, priors=priors, **hyper),
                               dev_part)
     predictor = fit_predictor(outcomes, embedder, priors=priors, **hyper)
+    curve = curve_rows(served_curve(outcomes, embedder, hyper)) if budget_curve else []
     version = started.strftime("%Y%m%dT%H%M%S%fZ")
     if export is not None:
         staging = export.with_name(f".{export.name}.tmp")
@@ -122,6 +127,7 @@ def train(
         items=len({(o.kind, o.item_id) for o in outcomes}), models=list(predictor.models),
         kinds=list(predictor.kinds),
         sources=dict(Counter(str(o.source) for o in outcomes)), metrics=metrics,
+        budget_curve=curve,
     )
 
 

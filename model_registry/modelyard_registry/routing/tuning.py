@@ -31,6 +31,7 @@ from .replay import replay
 # lambda from 4 (cost dominates) down to 0.032 (quality dominates; min_quality 0.97, the top of
 # the utility range), geometric
 LAMBDAS = tuple(round(4.0 * (0.032 / 4.0) ** (i / 29), 4) for i in range(30))
+MIN_CURVE_ITEMS = 40  # requests graded for >= 2 models before a served curve is measured
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,62 @@ def pick_mix(points: Sequence[CurvePoint], budget: float, margin: float = 0.9) -
     return best
 
 
+def served_curve(outcomes: Sequence[Outcome], embedder: Embedder, hyper: Mapping[str, object],
+                 *, folds: int = 5, min_items: int = MIN_CURVE_ITEMS) -> list[CurvePoint]:
+    """The cost/quality curve of the predictor ``train`` fits, cross-validated on its evidence.
+
+    What a served cost budget (``max_cost_ratio``) is mapped through: each point is a utility-rule
+    ``lambda`` with the cost and quality ratios (against always-best) it reached out of fold.
+    Empty when there is too little to measure: fewer than ``min_items`` requests graded for two
+    or more models, or a fold without both sides.
+    """
+    per_item: dict[tuple[str, str], set[str]] = {}
+    for o in outcomes:
+        per_item.setdefault((o.kind, o.item_id), set()).add(o.model)
+    if sum(1 for models in per_item.values() if len(models) >= 2) < min_items:
+        return []
+    setting = Setting("served", embedder, hyper)
+    try:
+        points = cv_curve(outcomes, setting, folds=folds)
+    except InvalidInput:
+        return []
+    return [p for p in points if not p.floor]
+
+
+def curve_rows(points: Sequence[CurvePoint]) -> list[dict[str, float]]:
+    """The JSON a routing version stores (``RoutingVersion.budget_curve``)."""
+    return [{"lam": p.lam, "cost_ratio": round(p.cost_ratio, 6),
+             "quality_ratio": round(p.quality_ratio, 6)} for p in points]
+
+
+def curve_from_rows(rows: Sequence[Mapping[str, float]]) -> list[CurvePoint]:
+    """A stored curve back as points (rows missing a field are skipped)."""
+    out = []
+    for r in rows:
+        try:
+            out.append(CurvePoint(setting="served", lam=float(r["lam"]), floor=False,
+                                  cost_ratio=float(r["cost_ratio"]),
+                                  quality_ratio=float(r["quality_ratio"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def mix_for_budget(points: Sequence[CurvePoint], budget: float) -> BudgetMix | None:
+    """The served rule for ``budget`` (a cost ratio against always-best) on a stored curve.
+
+    ``pick_mix`` with its margin; when even the cheapest point costs more than the budget, that
+    cheapest point alone (the least the router can spend). None for an empty curve.
+    """
+    if not points:
+        return None
+    mix = pick_mix(points, budget)
+    if mix is not None:
+        return mix.rule()
+    cheapest = min(points, key=lambda p: (p.cost_ratio, -p.quality_ratio))
+    return BudgetMix(lam_cheap=cheapest.lam, lam_rich=cheapest.lam, share=0.0)
+
+
 def nested(points: Sequence[CurvePoint], budget: float,
            chooser: Callable[[Sequence[CurvePoint], float], CurvePoint | Mix | None]
            ) -> tuple[float, float] | None:
@@ -225,5 +282,6 @@ def nested(points: Sequence[CurvePoint], budget: float,
     return totals[0] / max(totals[2], 1e-12), totals[1] / max(totals[3], 1e-12)
 
 
-__all__ = ["LAMBDAS", "CurvePoint", "FoldSums", "Mix", "Setting", "cv_curve", "fold_of", "nested",
-           "pick", "pick_mix", "priciest_mean_cost"]
+__all__ = ["LAMBDAS", "MIN_CURVE_ITEMS", "CurvePoint", "FoldSums", "Mix", "Setting",
+           "curve_from_rows", "curve_rows", "cv_curve", "fold_of", "mix_for_budget", "nested",
+           "pick", "pick_mix", "priciest_mean_cost", "served_curve"]
