@@ -72,6 +72,10 @@ def test_bad_enum_number_json_and_option_are_reported(user_client: TestClient) -
     found = errors_in(triage.text)
     assert found["f-customer_tier"].startswith("input.customer_tier: Input should be")
     assert found["o-min_quality"].startswith("options.min_quality: Input should be less")
+    budget = user_client.post("/products/ticket-triage", data={
+        "csrf": token, "body": "x", "max_cost_ratio": "0"})
+    assert errors_in(budget.text)["o-max_cost_ratio"].startswith(
+        "options.max_cost_ratio: Input should be greater than 0")
     summary = user_client.post("/products/doc-summary", data={
         "csrf": token, "text": "x", "target_words": "5"})
     assert errors_in(summary.text)["f-target_words"].startswith(
@@ -101,6 +105,12 @@ def test_submit_stores_the_job_and_opens_its_page(user_client: TestClient,
     assert response.headers["location"] == f"/jobs/{job.id}"
     assert job.input == {"text": "A long document.", "target_words": 40}
     assert job.options == {"best_effort": True}
+    token = csrf_of(user_client.get("/products/echo").text)
+    budgeted = user_client.post("/products/echo", data={
+        "csrf": token, "message": "hi", "max_cost_ratio": "0.15"})
+    assert budgeted.status_code == 303
+    assert [j.options for j in jobs_in(settings) if j.product == "echo"] == [
+        {"best_effort": False, "max_cost_ratio": 0.15}]
     with session_scope(settings.effective_database_url) as session:
         assert [e.type for e in store.events_after(session, job.id, 0)] == ["status"]
 

@@ -49,7 +49,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "currency": {"type": "string"}}, "required": ["invoice_number", "total"]},
     },
 }
-OPTION_FIELDS = ("min_quality", "model", "best_effort")
+OPTION_FIELDS = ("min_quality", "max_cost_ratio", "model", "best_effort")
 
 
 def _product(services: ServicesDep, name: str) -> ProductLike:
@@ -109,8 +109,9 @@ def submit_form(request: Request, name: str, form: FormDep, services: ServicesDe
     options: dict[str, Any] = {"best_effort": bool(posted_options["best_effort"])}
     if posted_options["model"]:
         options["model"] = posted_options["model"]
-    if posted_options["min_quality"].strip():
-        options["min_quality"] = forms.to_number(posted_options["min_quality"].strip(), False)
+    for knob in ("min_quality", "max_cost_ratio"):
+        if posted_options[knob].strip():
+            options[knob] = forms.to_number(posted_options[knob].strip(), False)
     errors = {f.name: f.error for f in fields if f.error}
     for field_name, msg in forms.validate(product.input_model, data, prefix="input").items():
         errors.setdefault(field_name, msg)
