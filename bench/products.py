@@ -9,9 +9,11 @@ llama.cpp model priced by its measured speed x the machine's cost per hour:
   GGUF files joined before instead of copying them again).
 
 No duplicated weights stand in for a paid "remote" model any more: the comparison is the ladder
-itself.  Every model is scored first on the first ``--eval-limit`` items of each built-in suite
-(``evaluate_model``, as the quick evaluation at pull time does), so routing has measured quality,
-speed and answer lengths to work with; the scores double as warm-up.
+itself.  Every model is scored first on ``--eval-limit`` items of each built-in suite, the
+same spread sample the quick evaluation at pull time takes (``evaluate_model``), so routing has
+measured quality, speed and answer lengths to work with; the scores double as warm-up.  The
+router judges each score by the low end of its 95% interval over those items
+(``routing.confidence``); the model-set table shows both.
 
 Then each product (ticket-triage, doc-summary, extract) runs on the first ``--items`` items of
 its gold set (``bench/data/products_gold.jsonl``, 60 per product) in three modes, item by item so
@@ -19,7 +21,8 @@ that machine-load swings hit every mode alike:
 
 (a) routed: the product's own TaskSpecs (default job options, i.e. ``best_effort``);
 (b) largest: job option ``{"model": <largest rung>}``, which pins every node to it;
-(c) smallest: every node pinned to the smallest rung.
+(c) smallest: every node pinned to the smallest rung;
+(d) middle (only with ``--modes ...,middle``): every node pinned to the middle rung (Qwen-0.5B).
 
 Per product and mode it prints the p50 wall latency per job, the cost per 1,000 jobs (the sum of
 the job's ``Call.cost_usd`` rows, which the cascade writes for every attempt, escalations and
@@ -32,8 +35,9 @@ failed jobs included) and the product's one quality metric:
 
 A job that raises scores 0 and still counts its billed calls.
 
-    .venv/bin/python bench/products.py [--items 4] [--eval-limit 3] [--quick]
-        [--models-dir DIR] [--products ticket-triage] [--dump jobs.jsonl]
+    .venv/bin/python bench/products.py [--items 4] [--eval-limit 10] [--quick]
+        [--models-dir DIR] [--products ticket-triage] [--modes routed,largest,smallest,middle]
+        [--dump jobs.jsonl]
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from modelyard_registry.routing.decide import decide
 from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.routing.snapshot import load_candidates
 from modelyard_registry.runtimes import RuntimeFactory
-from modelyard_registry.scores import Call
+from modelyard_registry.scores import Call, Score
 from modelyard_registry.settings import Settings
 from modelyard_registry.taskspec import TaskSpec
 from rich.console import Console
@@ -76,7 +80,9 @@ from sqlmodel import col, select
 GOLD = Path(__file__).with_name("data") / "products_gold.jsonl"
 PRODUCT_ORDER = ("ticket-triage", "doc-summary", "extract")
 LADDER = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
-MODES = ("routed", "largest", "smallest")
+MODES = ("routed", "largest", "middle", "smallest")
+DEFAULT_MODES = ("routed", "largest", "smallest")
+PINS = {"largest": LADDER[-1], "middle": LADDER[1], "smallest": LADDER[0]}  # mode -> pinned rung
 console = Console(width=200)
 
 
@@ -195,16 +201,22 @@ def most_expensive(settings: Settings) -> tuple[str, Table]:
     spec = TaskSpec.build(kind="chat", max_output_tokens=200)
     decision = decide(spec, 300, candidates, MachineLimits.from_settings(settings))
     expected = {v.name: v.expected_cost_usd for v in decision.candidates}
-    table = Table(title="Model set (scores: first --eval-limit items of each suite)",
+    with session_scope(settings.effective_database_url) as session:
+        rows = session.exec(select(Score).order_by(col(Score.created_at), col(Score.id))).all()
+        measured = {(r.model_name, r.kind): (r.value, r.n) for r in rows}  # newest wins
+    table = Table(title="Model set (scores: mean over a spread sample of --eval-limit items per "
+                  "suite -> the low end of its 95% interval, which routing judges)",
                   header_style="bold")
-    for column in ("model", "backend", "price", "tokens/s", "scores", "expected $/ref call"):
+    for column in ("model", "backend", "price", "tokens/s", "scores (mean -> routed)",
+                   "expected $/ref call"):
         table.add_column(column)
     for c in candidates:
         price = (f"${settings.machine_cost_per_hour:.2f}/h of machine" if c.is_local
                  else f"${c.price_in:.2f}/${c.price_out:.2f} per 1M in/out")
         table.add_row(c.name, c.backend, price,
                       f"{c.tokens_per_s:.1f}" if c.tokens_per_s else "-",
-                      " ".join(f"{k}={v:.2f}" for k, v in sorted(c.scores.items())),
+                      " ".join(f"{k}={measured[(c.name, k)][0]:.2f}->{v:.2f}"
+                               f"/{measured[(c.name, k)][1]}" for k, v in sorted(c.scores.items())),
                       f"{expected[c.name]:.2e}")
     return max(expected, key=lambda n: expected[n]), table
 
@@ -215,8 +227,9 @@ def p50(values: list[float]) -> float:
 
 
 def report(results: dict[tuple[str, str], ModeResult], pins: dict[str, str]) -> Table:
-    table = Table(title="Products: routed vs every node pinned to the largest / smallest rung "
-                  f"({pins['largest']} / {pins['smallest']})", header_style="bold")
+    table = Table(title="Products: routed vs every node pinned to one rung ("
+                  + ", ".join(f"{mode}: {name}" for mode, name in pins.items()) + ")",
+                  header_style="bold")
     for column in ("product", "mode", "jobs ok", "p50 latency s", "$ / 1k jobs", "quality",
                    "detail", "calls by model", "not accepted"):
         table.add_column(column, justify="right" if column[0] in "jp$qn" else "left")
@@ -257,9 +270,10 @@ def from_dump(path: Path) -> None:
     """Print the tables from a ``--dump`` file, e.g. of a run cut short (whole items only)."""
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     per_item = Counter((r["product"], r["id"]) for r in records)
+    n_modes = len({r["mode"] for r in records})
     results: dict[tuple[str, str], ModeResult] = {}
     for r in records:
-        if per_item[(r["product"], r["id"])] < len(MODES):
+        if per_item[(r["product"], r["id"])] < n_modes:
             continue  # an item whose modes did not all run would favour the modes that did
         result = results.setdefault((r["product"], r["mode"]), ModeResult())
         result.latencies.append(r["latency_s"])
@@ -269,19 +283,22 @@ def from_dump(path: Path) -> None:
             result.failures.append(str(r["id"]))
         result.calls.update(c[1] for c in r["calls"])
         result.escalations += sum(c[2] != "accepted" for c in r["calls"])
-    items = {p: sum(1 for (q, _), k in per_item.items() if q == p and k >= len(MODES))
+    items = {p: sum(1 for (q, _), k in per_item.items() if q == p and k >= n_modes)
              for p in PRODUCT_ORDER}
     console.print(f"{path}: items per mode " + ", ".join(f"{p} {n}" for p, n in items.items()
                                                          if n))
-    console.print(report(results, {"largest": LADDER[-1], "smallest": LADDER[0]}))
+    console.print(report(results, PINS))
     console.print("\n".join(ratios(results)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=4, help="gold items per product (max 60)")
-    parser.add_argument("--eval-limit", type=int, default=3,
-                        help="items per eval suite used to score each model")
+    parser.add_argument("--eval-limit", type=int, default=10,
+                        help="items per eval suite used to score each model (a spread sample, "
+                        "as at pull time)")
+    parser.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                        help="comma-separated subset of " + ", ".join(MODES))
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2 items per product, 2 eval items per suite")
     parser.add_argument("--products", default=",".join(PRODUCT_ORDER),
@@ -319,13 +336,13 @@ def main() -> None:
         console.print(f"home {home}; scoring {', '.join(names)} on {args.eval_limit} items/suite")
         score_models(settings, runtimes, names, args.eval_limit)
         _priciest, model_table = most_expensive(settings)
-        pins = {"largest": LADDER[-1], "smallest": LADDER[0]}
+        chosen_modes = [m for m in MODES if m in args.modes.split(",")]
+        pins = {m: PINS[m] for m in chosen_modes if m in PINS}
         cascade = Cascade(lambda: session_scope(settings.effective_database_url), settings,
                           runtimes)
         gold = load_gold(args.items)
         modes: dict[str, dict[str, Any]] = {
-            "routed": {}, "largest": {"model": pins["largest"]},
-            "smallest": {"model": pins["smallest"]}}
+            m: ({"model": pins[m]} if m in pins else {}) for m in chosen_modes}
         bench_start = time.perf_counter()
         # Each job's record is written as soon as it ends, so a run cut short keeps its jobs.
         if args.dump:

@@ -167,7 +167,7 @@ class ModelPublic(SQLModel):
         default=None, description="Local models: USD per million output tokens on this machine "
         "(machine $/h at the measured decode speed, or the assumed one when unmeasured).")
     evaluation: str = Field(
-        default="unmeasured", description="unmeasured | quick (first N items per kind, e.g. at "
+        default="unmeasured", description="unmeasured | quick (N sampled items per kind, e.g. at "
         "pull time) | full (whole suites)")
 
 

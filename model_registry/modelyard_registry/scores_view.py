@@ -45,7 +45,8 @@ def evaluation_status(scores: dict[str, dict[str, Any]] | None) -> str:
     """``unmeasured``, ``quick`` (a partial suite run, e.g. at pull time) or ``full``."""
     if not scores:
         return "unmeasured"
-    partial = any(":first" in str(s.get("suite_version", "")) for s in scores.values())
+    partial = any(":sample" in v or ":first" in v  # ":first<N>": rows of older releases
+                  for v in (str(s.get("suite_version", "")) for s in scores.values()))
     return "quick" if partial else "full"
 
 

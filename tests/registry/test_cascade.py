@@ -147,8 +147,8 @@ def _calls(session: Session, request_id: str) -> list[Call]:
 def test_rejected_cheap_answer_escalates_and_every_attempt_is_paid_for(
     two_models: Session, settings: Settings, runtimes: RuntimeFactory
 ) -> None:
-    spec = TaskSpec.build(kind="qa", min_quality=0.4, max_output_tokens=24)
-    request = GenerationRequest(messages=MESSAGES, max_tokens=24, stop=["\n"])
+    spec = TaskSpec.build(kind="qa", min_quality=0.2, max_output_tokens=24)  # 0.5 over 10 items
+    request = GenerationRequest(messages=MESSAGES, max_tokens=24, stop=["\n"])  # counts as 0.24
 
     # The product check: accept only an answer other than SmolLM2's. Greedy decoding is
     # deterministic, so SmolLM2's answer is learnt first and is what the check refuses.

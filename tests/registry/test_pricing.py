@@ -13,6 +13,7 @@ from modelyard_registry.pricing import (
     prefill_rate,
     remote_cost,
 )
+from modelyard_registry.routing.confidence import routed_score
 from modelyard_registry.routing.snapshot import load_candidates
 from modelyard_registry.settings import Settings
 from sqlmodel import Session
@@ -83,7 +84,8 @@ def test_measured_speed_reaches_the_router_candidate(session: Session, settings:
     classify.items[0].score = 0.0
     store_score(session, classify)
     [c] = load_candidates(session, settings)
-    assert c.scores == {"qa": 1.0, "classify": 0.75}
+    # the router reads each mean as the low end of its interval over the 4 items measured
+    assert c.scores == {"qa": routed_score(1.0, 4), "classify": routed_score(0.75, 4)}
     assert c.tokens_per_s == pytest.approx(40.0)
     assert c.prefill_tokens_per_s == pytest.approx(600.0)
     assert c.is_local and c.context_length == 2048 and c.capabilities == {"chat", "completion"}

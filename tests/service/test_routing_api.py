@@ -114,7 +114,8 @@ def test_job_options_reach_the_recorded_decision(stack_factory: StackFactory) ->
         assert job["options"] == {"min_quality": 0.37, "best_effort": False}
         done = stack.wait_job(job["id"])
         assert done["status"] == "succeeded", done["error"]
-        assert "quality 0.80 >= 0.37" in done["calls"][0]["reason"]
+        # 0.80 over 20 items is judged as the low end of its interval, 0.58
+        assert "quality 0.58 >= 0.37" in done["calls"][0]["reason"]
 
         strict = http.post("/v1/products/generate/jobs", json={
             "input": {"prompt": "Name a colour.", "max_tokens": 4, "kind": "qa"},
@@ -122,4 +123,4 @@ def test_job_options_reach_the_recorded_decision(stack_factory: StackFactory) ->
         failed = stack.wait_job(strict["id"])
         assert failed["status"] == "failed"
         assert failed["error"]["type"] == "no_adequate_model"
-        assert "0.80 < 0.95" in failed["error"]["message"]
+        assert "0.58 < 0.95" in failed["error"]["message"]

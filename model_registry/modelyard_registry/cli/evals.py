@@ -22,7 +22,8 @@ def eval_model(
                      "or a custom suite's name (`yard evals list`)."),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Only the first N items of each suite (versioned apart).")
+        int | None,
+        typer.Option(help="Only N items of each suite, a fixed spread sample (versioned apart)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:

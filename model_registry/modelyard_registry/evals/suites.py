@@ -1,8 +1,9 @@
 """The built-in eval suites: one JSONL file per task kind, shipped as package data.
 
 A suite's version is a hash of its file, so editing an item gives new Scores instead of silently
-mixing results from two different suites.  A run on the first N items only is versioned
-``<version>:first<N>``: a partial run never passes for a full one.  Operators' own suites
+mixing results from two different suites.  A run on N items only (``--limit``, the quick
+evaluation at pull time) takes a spread sample, not the first N, and is versioned
+``<version>:sample<N>``: a partial run never passes for a full one.  Operators' own suites
 (``store``) are ``Suite`` values too, named apart from their kind and graded by a ``Grader``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -49,12 +51,30 @@ class Suite:
         """A built-in suite is named by its kind; a custom one by its own name."""
         return self.name or self.kind
 
-    def head(self, limit: int | None) -> Suite:
-        """The first ``limit`` items, versioned apart from the full suite."""
+    def sample(self, limit: int | None) -> Suite:
+        """``limit`` items spread over the suite (``sample_items``), versioned apart from it."""
         if limit is None or limit >= len(self.items):
             return self
-        return dataclasses.replace(self, version=f"{self.version}:first{limit}",
-                                   items=self.items[:limit])
+        return dataclasses.replace(self, version=f"{self.version}:sample{limit}",
+                                   items=sample_items(self.items, limit))
+
+
+def sample_items(items: Sequence[dict[str, Any]], limit: int) -> tuple[dict[str, Any], ...]:
+    """``limit`` items chosen by a fixed hash of their ids, kept in file order.
+
+    Not the first ``limit``: the files open with hand-written items whose gold label is often the
+    first one listed (2 of the first 3 classify items), which is exactly what a model that always
+    answers the first label gets right; and not every k-th either: the generated items repeat
+    with a period, so a stride can land on one template (every 15th classify item has the first
+    label as gold).  A hash of the id is a uniform sample that is the same on every run and
+    machine, and a larger limit keeps the smaller one's items.
+    """
+    def key(pair: tuple[int, dict[str, Any]]) -> str:
+        index, item = pair
+        return hashlib.sha256(f"modelyard-sample:{item.get('id', index)}".encode()).hexdigest()
+
+    chosen = sorted(enumerate(items), key=key)[:limit]
+    return tuple(item for _, item in sorted(chosen, key=lambda pair: pair[0]))
 
 
 def check_kind(kind: str) -> str:

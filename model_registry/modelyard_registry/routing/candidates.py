@@ -32,6 +32,8 @@ class Candidate:
     health: str
     enabled: bool
     ram_bytes: int | None
+    # Per kind, the score routed on: the low end of the mean's 95% interval over the items
+    # measured (``confidence.routed_score``, applied by ``snapshot``), not the bare mean.
     scores: dict[str, float] = field(default_factory=dict)
     prefill_tokens_per_s: float | None = None
     # Mean completion tokens per kind, measured by the evals: what a call is expected to generate

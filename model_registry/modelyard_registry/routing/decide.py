@@ -12,8 +12,11 @@ n_ctx)``), it fits the RAM budget if local, its expected latency fits the budget
 and its quality reaches the bar.  The quality is the *predicted* probability of an adequate answer
 to this request when predictions are given (the predictor has evidence for the kind), and the bar
 is the threshold the ``DecisionRule`` maps ``min_quality`` to; otherwise it is the measured
-per-kind score against ``min_quality`` itself (the point estimate, not the interval).  A model
-with neither is not adequate unless ``allow_unscored``.
+per-kind score against ``min_quality`` itself.  That score (``Candidate.scores``) is the low end
+of the 95% interval over the items measured (``confidence.routed_score``, applied by
+``snapshot``), not the bare mean: 3 lucky items (3/3 -> 0.44) must not clear a bar that a model
+measured on 13 (0.85 -> 0.58) clears on evidence.  A model with neither is not adequate unless
+``allow_unscored``.
 
 Expected cost and latency are for the tokens a call is expected to generate: the model's measured
 mean answer length for the kind (``Candidate.output_tokens``, from the evals), capped by the

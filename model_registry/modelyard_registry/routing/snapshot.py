@@ -2,6 +2,8 @@
 
 The only module of the decision path that reads the database (two queries): entries, and their
 Scores, from which it takes the newest score per kind and throughput weighted by items measured.
+A score enters the decision as ``confidence.routed_score`` (the low end of its 95% interval over
+the items measured), so a few lucky items never outrank a well-measured model.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from ..pricing import prefill_rate
 from ..scores import Score
 from ..settings import Settings
 from .candidates import Candidate
+from .confidence import routed_score
 
 
 def _measured(
     rows: list[Score],
 ) -> tuple[dict[str, float], float | None, float | None, dict[str, float]]:
-    """Scores and mean answer lengths per kind (newest row wins); throughput weighted by n."""
+    """Routed scores and mean answer lengths per kind (newest row wins); throughput weighted by n.
+
+    The routed score is the newest row's mean discounted for its item count (``routed_score``).
+    """
     scores: dict[str, float] = {}
     lengths: dict[str, float] = {}
     for row in rows:  # ordered oldest first
-        scores[row.kind] = row.value
+        scores[row.kind] = routed_score(row.value, row.n)
         if row.completion_tokens_mean:
             lengths[row.kind] = row.completion_tokens_mean
     speed = [(r.tokens_per_s, r.n) for r in rows if r.tokens_per_s]
