@@ -1,7 +1,9 @@
 """Job system throughput: N `echo` jobs (no model) submitted by C concurrent clients through the
 real API, Redis and a Celery worker.  Prints submit latency p50/p99 and completed jobs/s, on a
 fresh SQLite home or (``--postgres``) a fresh PostgreSQL database, and the load average (the
-figures move with what else runs on the machine: compare runs made back to back).
+figures move with what else runs on the machine: compare runs made back to back).  Also the CPU
+time per job of the API process and of the worker processes (user + system, the bench's polling
+included): it moves much less with the machine's load than latency does.
 
     .venv/bin/python bench/job_throughput.py [--jobs 200] [--clients 1 16 64] [--postgres]
 """
@@ -15,8 +17,23 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 from _stack import stack, wait_done
 from gateway_overhead import _none, postgres_db
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds so far of this bench's ``yard api`` and ``yard worker`` process trees."""
+    totals = {"api": 0.0, "worker": 0.0}
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            cmd = proc.cmdline()
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        role = "api" if "api" in cmd else "worker"
+        totals[role] += times.user + times.system
+    return totals
 
 
 def run(base_url: str, key: str, jobs: int, clients: int) -> tuple[list[float], float]:
@@ -52,16 +69,20 @@ def main() -> None:
     print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'clients':>8} {'jobs':>6} {'submit p50 ms':>14} {'submit p99 ms':>14} "
-          f"{'jobs/s':>8}")
+          f"{'jobs/s':>8} {'api cpu ms/job':>15} {'worker cpu ms/job':>18}")
     with (postgres_db() if args.postgres else _none()) as database_url, \
             stack(args.redis_url, model=False, database_url=database_url) as s:
         run(s.base_url, s.key, 10, 2)  # warm-up: worker children, connections
         for clients in args.clients:
+            before = cpu_by_role()
             lat, rate = run(s.base_url, s.key, args.jobs, clients)
+            after = cpu_by_role()
+            cpu = {role: (after[role] - before[role]) * 1000 / args.jobs for role in after}
             lat.sort()
             p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
             print(f"{clients:>8} {args.jobs:>6} {statistics.median(lat) * 1000:>14.1f} "
-                  f"{p99 * 1000:>14.1f} {rate:>8.1f}", flush=True)
+                  f"{p99 * 1000:>14.1f} {rate:>8.1f} {cpu['api']:>15.2f} "
+                  f"{cpu['worker']:>18.2f}", flush=True)
 
 
 if __name__ == "__main__":
