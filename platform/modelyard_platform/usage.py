@@ -17,6 +17,7 @@ from modelyard_registry.scores import Call
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from .budget_cache import BudgetFreeTeams
 from .errors import OverBudget
 from .models import BudgetReservation, Job, Team, as_utc
 
@@ -62,15 +63,18 @@ def refuse_if_over(team: Team, spent: float, held: float) -> None:
         )
 
 
-def check_budget(session: Session, team_id: int) -> None:
+def check_budget(session: Session, team_id: int, free: BudgetFreeTeams | None = None) -> None:
     """Refuse new work once this month's spend plus calls in flight reached the team's budget.
 
     A check, not a reservation: each model call reserves its own maximum when it starts
     (``budget.TeamBudgets``), so a job accepted here can still stop at a call the budget no
     longer covers.
     """
+    generation = free.generation if free is not None else 0
     team = session.get(Team, team_id)
     if team is None or team.budget_usd is None:
+        if team is not None and free is not None:
+            free.remember(team_id, generation)  # ``free`` then skips this read next time
         return
     refuse_if_over(team, *committed(session, team_id, utcnow()))
 

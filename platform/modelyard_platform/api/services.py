@@ -21,7 +21,8 @@ from sqlmodel import Session
 
 from ..budget import TeamBudgets
 from ..budget_cache import BudgetFreeTeams
-from ..jobs.celery_app import enqueue, make_celery
+from ..jobs.batcher import Batcher
+from ..jobs.celery_app import enqueue_all, make_celery
 from ..jobs.events import EventBus
 from ..keycache import KeyCache
 from ..metrics import Metrics
@@ -79,8 +80,19 @@ class Services:
         return make_celery(self.settings)
 
     def enqueue(self, job_id: str) -> None:
-        """Send a job to the workers (raises if no broker is configured or reachable)."""
-        enqueue(self.celery, job_id)
+        """Have a stored job's message sent to the workers, moments later, off the request.
+
+        The broker round trip was on every submission's path (#15).  The job row is committed
+        before this is called, so a message that is never sent (broker down, process killed)
+        loses nothing: the reconciler enqueues a job queued for ``requeue_after_s``.  Raises
+        at once when no broker is configured.
+        """
+        self.outbox.put(job_id)
+
+    @cached_property
+    def outbox(self) -> Batcher[str]:
+        celery = self.celery  # raises BrokerNotConfigured here, on the request, not later
+        return Batcher(lambda ids: enqueue_all(celery, ids), name="job-outbox")
 
     @cached_property
     def runtimes(self) -> RuntimeFactory:
@@ -119,6 +131,8 @@ class Services:
             self.committer.close()
         if "runtimes" in self.__dict__:
             self.runtimes.close()
+        if "outbox" in self.__dict__:
+            self.outbox.close()
         if "celery" in self.__dict__:
             self.celery.close()
 

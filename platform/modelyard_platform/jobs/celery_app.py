@@ -46,3 +46,10 @@ def make_celery(settings: Settings) -> Celery:
 
 def enqueue(app: Celery, job_id: str, countdown: float | None = None) -> None:
     app.send_task(RUN_JOB, args=[job_id], queue=QUEUE, countdown=countdown)
+
+
+def enqueue_all(app: Celery, job_ids: list[str]) -> None:
+    """Send several jobs' messages on one producer (one connection checkout for the batch)."""
+    with app.producer_or_acquire() as producer:
+        for job_id in job_ids:
+            app.send_task(RUN_JOB, args=[job_id], queue=QUEUE, producer=producer)

@@ -2,6 +2,12 @@
 
 A subscriber never trusts the announcement's content, only that something new exists: it reads
 the rows after the last number it has seen, so a missed message costs latency, never an event.
+
+Announcements are published by a thread of the bus (``Batcher``), not by the caller: each
+``PUBLISH`` was a Redis round trip on the job's own path (four per ``echo`` job, a quarter of a
+worker's time under load, #15).  The caller commits the row first and then queues the
+announcement, so a listener woken by it always finds the row; announcements queued together go
+in one pipeline, a few milliseconds later.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from sqlmodel import Session
 
 from ..models import JobEvent
 from . import store
+from .batcher import Batcher
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +30,11 @@ def channel(job_id: str) -> str:
 
 
 class EventBus:
-    """Writes an event row, then publishes its number (best effort) on the job's channel."""
+    """Writes an event row, then has its number published (best effort) on the job's channel."""
 
     def __init__(self, redis_url: str | None) -> None:
         self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        self._out: Batcher[tuple[str, int]] = Batcher(self._publish, name="event-bus")
 
     def emit(self, session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
         event = store.add_event(session, job_id, type_, data)
@@ -34,13 +42,19 @@ class EventBus:
         return event
 
     def announce(self, job_id: str, seq: int) -> None:
-        if self._redis is None:
-            return
-        try:
-            self._redis.publish(channel(job_id), str(seq))
-        except redis.RedisError as exc:  # the row is written; listeners poll it anyway
-            log.warning("could not announce event %s of job %s: %s", seq, job_id, exc)
+        """Queue the announcement of a committed event; it is published moments later."""
+        if self._redis is not None:
+            self._out.put((job_id, seq))
+
+    def _publish(self, batch: list[tuple[str, int]]) -> None:
+        assert self._redis is not None
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id, seq in batch:
+            pipe.publish(channel(job_id), str(seq))
+        pipe.execute()
 
     def close(self) -> None:
+        """Publish what is queued (for up to two seconds), then drop the connection."""
         if self._redis is not None:
+            self._out.close()
             self._redis.close()

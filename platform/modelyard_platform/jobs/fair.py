@@ -62,6 +62,12 @@ def fair_candidates(session: Session, limit: int = 5) -> list[str]:
     finished has nothing running either. Only jobs never claimed (``attempts == 0``): a job
     waiting out a retry backoff is run by its own delayed message, not earlier.
     """
+    fresh = (col(Job.status) == JobStatus.queued, col(Job.attempts) == 0)
+    waiting = list(session.exec(select(Job.team_id).where(*fresh).distinct().limit(2)))
+    if len(waiting) < 2:  # no team to rank (the ranking reads a day of jobs): oldest first
+        return list(session.exec(
+            select(Job.id).where(*fresh).order_by(col(Job.created_at), col(Job.id)).limit(limit)
+        )) if waiting else []
     running = (
         select(col(Job.team_id).label("team_id"), func.count().label("n"))
         .where(Job.status == JobStatus.running)
@@ -89,8 +95,7 @@ def fair_candidates(session: Session, limit: int = 5) -> list[str]:
 
 def own_turn(session: Session, job_id: str) -> bool:
     """True when a message for this job must claim it by id (a retry or a stale lease)."""
-    job = session.get(Job, job_id)
-    if job is None:
+    row = session.exec(select(Job.status, Job.attempts).where(col(Job.id) == job_id)).first()
+    if row is None:
         return False
-    session.refresh(job)
-    return job.status == JobStatus.running or job.attempts > 0
+    return row[0] == JobStatus.running or row[1] > 0

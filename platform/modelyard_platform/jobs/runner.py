@@ -132,34 +132,37 @@ class JobRunner:
         """
         owner = owner_id()
         with self.sessions() as session:
-            job = self._claim(session, job_id, owner, retries)
-            if job is None:
+            claimed = self._claim(session, job_id, owner, retries)
+            if claimed is None:
                 return "not claimable (finished, cancelled, or held by a live worker)"
+            job, running_seq = claimed
             if job.attempts > self.settings.job_max_attempts:
                 store.finish(session, job.id, owner, JobStatus.failed, error=error_detail(
                     "gave_up", f"gave up after {job.attempts - 1} deliveries "
                                "(each worker died or hit the time limit)",
                 ))
+                self.bus.announce(job.id, 0)
                 return "gave up"
             # The claimed job may not be the message's (fair share): announce and lease *it*.
-            self.bus.emit(session, job.id, "status",
-                          {"status": JobStatus.running.value, "attempt": job.attempts})
+            if running_seq is not None:
+                self.bus.announce(job.id, running_seq)
         fenced = self.fence.hold(job.id, owner) if self.fence is not None else nullcontext()
         with Heartbeat(self.sessions, job.id, owner, self.settings.job_lease_s), fenced:
             return self._execute(job, owner, retries)
 
-    def _claim(self, session: Session, job_id: str, owner: str, retries: int) -> Job | None:
+    def _claim(self, session: Session, job_id: str, owner: str, retries: int
+               ) -> tuple[Job, int | None] | None:
         """Claim the job this message is a turn for: its own, or the fairest queued one.
 
         A retry or a stale lease is claimed by id; a fresh job's message goes to the team with
         the fewest running jobs (``fair``). Two workers racing for the same candidate: the
         loser tries the next one.
         """
-        lease_s = self.settings.job_lease_s
+        lease_s, most = self.settings.job_lease_s, self.settings.job_max_attempts
         if retries > 0 or fair.own_turn(session, job_id):
-            job = store.claim(session, job_id, owner, lease_s)
-            if job is not None or retries > 0:
-                return job
+            claimed = store.claim_and_start(session, job_id, owner, lease_s, max_attempts=most)
+            if claimed is not None or retries > 0:
+                return claimed
             # Its job already ran on another message's turn (fair share): this message is then
             # that job's turn, or a queued job would wait for the reconciler with no message.
         for _ in range(3):
@@ -167,11 +170,12 @@ class JobRunner:
             if not candidates:
                 return None
             for candidate in candidates:
-                job = store.claim(session, candidate, owner, lease_s)
-                if job is not None:
+                claimed = store.claim_and_start(session, candidate, owner, lease_s,
+                                                max_attempts=most)
+                if claimed is not None:
                     if candidate != job_id:
                         log.info("message for job %s runs job %s (fair share)", job_id, candidate)
-                    return job
+                    return claimed
         return None
 
     def _execute(self, job: Job, owner: str, retries: int) -> str:
@@ -249,15 +253,16 @@ class JobRunner:
         """
         data = {k: v for k, v in event.items() if k != "type"}
         with self.sessions() as session:
-            current = session.get(Job, ctx.job_id)
-            if current is not None:
-                session.refresh(current)
-            if current is None or current.status != JobStatus.running:
+            current = store.lease_state(session, ctx.job_id)
+            if current is None or current[0] != JobStatus.running:
                 raise JobCancelled(ctx.job_id)
-            if current.lease_owner != owner:
+            if current[1] != owner:
                 raise LeaseLost(ctx.job_id)
-            self.bus.emit(session, ctx.job_id, str(event.get("type", "event")), data)
+            progress = None
             if event.get("type") == "node_finished" and ctx.steps:
                 ctx.finished.add(str(event.get("node")))
-                done = len(ctx.finished & set(ctx.steps)) / len(ctx.steps)
-                store.set_progress(session, ctx.job_id, min(done, 0.99))
+                progress = min(len(ctx.finished & set(ctx.steps)) / len(ctx.steps), 0.99)
+            # The event and the progress it makes: one commit.
+            stored = store.add_step_event(session, ctx.job_id, str(event.get("type", "event")),
+                                          data, progress)
+        self.bus.announce(ctx.job_id, stored.seq)

@@ -11,13 +11,15 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelyard_registry.catalog import utcnow
 from modelyard_registry.errors import Conflict, InvalidInput, NotFound
+from modelyard_registry.group_commit import GroupCommitter
 from modelyard_registry.scores import Call
-from sqlalchemy import Update, and_, func, or_, update
+from sqlalchemy import Update, and_, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -37,8 +39,14 @@ def create_job(
     input_data: dict[str, Any],
     options: dict[str, Any],
     idempotency_key: str | None = None,
+    committer: GroupCommitter | None = None,
 ) -> tuple[Job, bool]:
-    """Insert a queued job; with an idempotency key, the same key + body returns the same job."""
+    """Insert a queued job; with an idempotency key, the same key + body returns the same job.
+
+    With ``committer`` the row goes in through group commit: concurrent submissions share one
+    transaction (one commit, one WAL flush on PostgreSQL) instead of queueing for the database's
+    write lock one by one (#15); it returns once the row is committed all the same.
+    """
     digest = request_hash(product, input_data, options)
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 255:
@@ -50,9 +58,16 @@ def create_job(
         id=uuid.uuid4().hex, team_id=team_id, product=product, input=input_data,
         options=options, idempotency_key=idempotency_key, request_hash=digest,
     )
-    session.add(job)
+    # The row and its first event in one commit (a new job has no events: its number is 1).
+    # Every column is set here, so nothing needs reading back.
+    event = JobEvent(job_id=job.id, seq=1, type="status", data={"status": JobStatus.queued.value})
     try:
-        session.commit()
+        if committer is None:
+            session.add(job)
+            session.add(event)
+            session.commit()
+        else:
+            committer.write(_inserts(job, event))
     except IntegrityError:  # a concurrent request with the same key won the race
         session.rollback()
         assert idempotency_key is not None
@@ -60,9 +75,23 @@ def create_job(
         if existing is None:
             raise
         return _same_body(existing, digest), False
-    session.refresh(job)
-    add_event(session, job.id, "status", {"status": JobStatus.queued.value})
     return job, True
+
+
+def _inserts(job: Job, event: JobEvent) -> Callable[[Session], None]:
+    """Plain INSERTs of a new job and its first event (for a session that is not the caller's)."""
+    rows = [(Job, _values(job)), (JobEvent, _values(event))]
+
+    def write(session: Session) -> None:
+        for model, values in rows:
+            session.execute(insert(model).values(**values))
+
+    return write
+
+
+def _values(row: Job | JobEvent) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in type(row).__table__.columns  # type: ignore[union-attr]
+            if getattr(row, c.name) is not None}
 
 
 def _by_idempotency_key(session: Session, team_id: int, key: str) -> Job | None:
@@ -143,6 +172,12 @@ def job_calls(session: Session, job_id: str) -> list[Call]:
     return list(session.exec(query))
 
 
+def _cost_of(job_id: str) -> Any:
+    """The job's cost as a subquery, so the UPDATE that ends a job sums its calls itself."""
+    return (select(func.coalesce(func.sum(Call.cost_usd), 0.0))
+            .where(col(Call.job_id) == job_id).scalar_subquery())
+
+
 def job_cost(session: Session, job_id: str) -> float:
     total = session.exec(
         select(func.coalesce(func.sum(Call.cost_usd), 0.0)).where(Call.job_id == job_id)
@@ -189,9 +224,31 @@ def add_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -
         except IntegrityError:
             session.rollback()
             continue
-        session.refresh(event)
         return event
     raise RuntimeError(f"could not append an event to job {job_id}")
+
+
+def add_step_event(
+    session: Session, job_id: str, type_: str, data: dict[str, Any], progress: float | None
+) -> JobEvent:
+    """Append a product's event and, with ``progress``, raise the job's progress: one commit."""
+    for _ in range(5):
+        event = _stage_event(session, job_id, type_, data)
+        if progress is not None:
+            session.execute(_raise_progress(job_id, progress))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            continue
+        return event
+    raise RuntimeError(f"could not append an event to job {job_id}")
+
+
+def lease_state(session: Session, job_id: str) -> tuple[JobStatus, str | None] | None:
+    """The job's status and lease owner as the database has them now (None: no such job)."""
+    row = session.exec(select(Job.status, Job.lease_owner).where(col(Job.id) == job_id)).first()
+    return None if row is None else (JobStatus(row[0]), row[1])
 
 
 def events_after(session: Session, job_id: str, seq: int) -> list[JobEvent]:
@@ -216,29 +273,53 @@ def cancel_job(session: Session, job: Job) -> bool:
 
 def claim(session: Session, job_id: str, owner: str, lease_s: float) -> Job | None:
     """Take the job if it is queued, or running under a lease nobody renewed; None otherwise."""
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(
-            col(Job.id) == job_id,
-            or_(
-                col(Job.status) == JobStatus.queued,
-                and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
-            ),
-        )
-        .values(
-            status=JobStatus.running, lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_s), attempts=col(Job.attempts) + 1,
-            started_at=func.coalesce(col(Job.started_at), now),
-        )
-    )
-    session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    job = session.get(Job, job_id)
-    assert job is not None
-    session.refresh(job)
-    return job
+    claimed = claim_and_start(session, job_id, owner, lease_s, max_attempts=0)
+    return None if claimed is None else claimed[0]
+
+
+def claim_and_start(
+    session: Session, job_id: str, owner: str, lease_s: float, *, max_attempts: int
+) -> tuple[Job, int | None] | None:
+    """``claim``, plus the job's ``running`` event in the same transaction; ``(job, its seq)``.
+
+    The event is stored only while the claim is within ``max_attempts`` (0: never); beyond it the
+    worker gives the job up instead.  The UPDATE returns the row, so nothing is read back, and
+    a reader never sees a running job without its event.
+    """
+    for _ in range(5):
+        now = utcnow()
+        job = session.execute(
+            update(Job)
+            .where(
+                col(Job.id) == job_id,
+                or_(
+                    col(Job.status) == JobStatus.queued,
+                    and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
+                ),
+            )
+            .values(
+                status=JobStatus.running, lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                attempts=col(Job.attempts) + 1,
+                started_at=func.coalesce(col(Job.started_at), now),
+            )
+            .returning(Job)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        ).scalars().first()
+        if job is None:
+            session.rollback()
+            return None
+        event = None
+        if 0 < job.attempts <= max_attempts:
+            event = _stage_event(session, job_id, "status",
+                                 {"status": JobStatus.running.value, "attempt": job.attempts})
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent event (a cancel) took the number: redo both
+            session.rollback()
+            continue
+        return job, (event.seq if event is not None else None)
+    raise RuntimeError(f"could not append an event to job {job_id}")
 
 
 def renew(session: Session, job_id: str, owner: str, lease_s: float) -> bool:
@@ -265,7 +346,7 @@ def finish(
     assert status in TERMINAL
     values: dict[str, Any] = {
         "status": status, "finished_at": utcnow(), "lease_owner": None,
-        "lease_expires_at": None, "cost_usd": job_cost(session, job_id),
+        "lease_expires_at": None, "cost_usd": _cost_of(job_id),
         "result": result, "error": error,
     }
     if status == JobStatus.succeeded:
@@ -298,11 +379,14 @@ def set_progress(session: Session, job_id: str, progress: float) -> None:
     A resumed job counts the nodes it finishes from zero again; a conditional update keeps the
     progress it had reached before its worker died.
     """
-    value = max(0.0, min(progress, 1.0))
-    session.execute(
-        update(Job).where(col(Job.id) == job_id, col(Job.progress) < value).values(progress=value)
-    )
+    session.execute(_raise_progress(job_id, progress))
     session.commit()
+
+
+def _raise_progress(job_id: str, progress: float) -> Update:
+    value = max(0.0, min(progress, 1.0))
+    return update(Job).where(col(Job.id) == job_id, col(Job.progress) < value).values(
+        progress=value)
 
 
 def take_stale(session: Session, *, requeue_after_s: float) -> list[str]:

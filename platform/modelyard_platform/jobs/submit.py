@@ -15,10 +15,12 @@ from typing import Any
 
 from modelyard_registry.catalog import find_model
 from modelyard_registry.errors import NotFound
+from modelyard_registry.group_commit import GroupCommitter
 from modelyard_registry.routing.options import RoutingOptions
 from sqlmodel import Session
 
 from ..auth import Principal
+from ..budget_cache import BudgetFreeTeams
 from ..models import Job
 from ..usage import check_budget
 from . import store
@@ -37,20 +39,25 @@ def submit_job(
     options: RoutingOptions,
     max_jobs: int,
     idempotency_key: str | None = None,
+    committer: GroupCommitter | None = None,
+    budget_free: BudgetFreeTeams | None = None,
 ) -> tuple[Job, bool]:
     """Store and enqueue a validated job; returns ``(job, created)`` (False on a replay).
 
     ``enqueue`` sends a job id to the workers (``Services.enqueue``); ``max_jobs`` caps the
     team's queued + running jobs (``Settings.team_max_jobs``), so one team's backlog stays bounded.
+    ``committer`` group-commits the row with concurrent submissions' (``store.create_job``);
+    ``budget_free`` (the API's cache of teams without a budget) spares their team row read.
     """
     pinned = options.model
     if pinned and find_model(session, pinned) is None:
         raise NotFound(f"no model {pinned!r} in the catalogue", field="options.model")
-    check_budget(session, principal.team_id)
+    if budget_free is None or principal.team_id not in budget_free:
+        check_budget(session, principal.team_id, budget_free)
     check_team_backlog(session, principal.team_id, max_jobs, idempotency_key)
     job, created = store.create_job(
         session, team_id=principal.team_id, product=product, input_data=input_data,
-        options=options.stored(), idempotency_key=idempotency_key,
+        options=options.stored(), idempotency_key=idempotency_key, committer=committer,
     )
     if created:
         try:

@@ -70,7 +70,8 @@ def submit(
     job, created = submit_job(
         session, services.enqueue, principal=principal, product=name, input_data=body.input,
         options=body.options, max_jobs=services.settings.team_max_jobs,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key, committer=services.committer,
+        budget_free=services.budget_free,
     )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
