@@ -2,9 +2,9 @@
 
 What makes a job finish exactly once whatever happens to the worker:
 - the claim is a conditional UPDATE: only one worker holds a running job, under a lease;
-- the lease is renewed by a heartbeat thread; a dead worker stops renewing and the reconciler
-  hands the job to another worker, whose product run resumes from the LangGraph checkpoint
-  (thread id = job id), so finished nodes are neither re-run nor billed again;
+- the lease is renewed by the process's lease keeper; a dead worker stops renewing and the
+  reconciler hands the job to another worker, whose product run resumes from the LangGraph
+  checkpoint (thread id = job id), so finished nodes are neither re-run nor billed again;
 - only the lease holder can write the outcome, and only while the job is still running.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -33,6 +32,7 @@ from ..models import Job, JobStatus
 from ..products import ProductLike
 from . import fair, store
 from .events import EventBus
+from .lease_keeper import LeaseKeeper
 from .transient import is_transient
 
 if TYPE_CHECKING:
@@ -76,35 +76,6 @@ def job_error(exc: BaseException) -> dict[str, Any]:
     return describe(exc, invalid_type="invalid_output")
 
 
-class Heartbeat:
-    """Renews the job's lease every third of its length until stopped."""
-
-    def __init__(self, sessions: SessionFactory, job_id: str, owner: str, lease_s: float):
-        self._stop = threading.Event()
-        self.lost = False
-        self._thread = threading.Thread(
-            target=self._run, args=(sessions, job_id, owner, lease_s), daemon=True
-        )
-
-    def _run(self, sessions: SessionFactory, job_id: str, owner: str, lease_s: float) -> None:
-        while not self._stop.wait(lease_s / 3):
-            try:
-                with sessions() as session:
-                    if not store.renew(session, job_id, owner, lease_s):
-                        self.lost = True
-                        return
-            except Exception as exc:  # a blip: try again next beat, the lease has slack
-                log.warning("lease renewal of job %s failed: %s", job_id, exc)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
 class JobRunner:
     """Everything one worker process needs to run jobs (built once per process)."""
 
@@ -124,6 +95,7 @@ class JobRunner:
         self.cascade = cascade
         self.bus = bus
         self.products = products
+        self.leases = LeaseKeeper(sessions, settings.job_lease_s)
 
     def run(self, job_id: str, *, retries: int = 0) -> str:
         """Run the job if this worker can claim it; returns what happened (for logs and tests).
@@ -147,7 +119,7 @@ class JobRunner:
             if running_seq is not None:
                 self.bus.announce(job.id, running_seq)
         fenced = self.fence.hold(job.id, owner) if self.fence is not None else nullcontext()
-        with Heartbeat(self.sessions, job.id, owner, self.settings.job_lease_s), fenced:
+        with self.leases.hold(job.id, owner), fenced:
             return self._execute(job, owner, retries)
 
     def _claim(self, session: Session, job_id: str, owner: str, retries: int
@@ -248,8 +220,8 @@ class JobRunner:
     def _progress(self, ctx: JobContext, event: dict[str, Any], owner: str) -> None:
         """Store and announce a product event; stop the graph if the job was cancelled.
 
-        Every step also checks the lease against the row itself (not only the heartbeat's
-        flag, which a frozen process has not updated yet): a worker that lost it stops here.
+        Every step also checks the lease against the row itself (a frozen process's lease
+        keeper has not noticed yet that the lease lapsed): a worker that lost it stops here.
         """
         data = {k: v for k, v in event.items() if k != "type"}
         with self.sessions() as session:
