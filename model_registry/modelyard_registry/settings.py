@@ -200,6 +200,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=2, ge=1, description="Worker processes per `yard worker`."
     )
+    worker_prefetch: int = Field(
+        default=1, ge=1, description="Job messages each worker process holds beyond the one it "
+        "runs (Celery's prefetch multiplier). 1 suits long jobs: a held message is a turn "
+        "another idle worker cannot take. Short jobs (echo-like, ~10 ms) go faster with 4: the "
+        "next message is already there when a job ends."
+    )
     max_streams_per_key: int = Field(
         default=8, ge=0, description="Job event streams one key may hold open across every API "
         "process (counted in Redis; per process while Redis is down); one more is a 429 "

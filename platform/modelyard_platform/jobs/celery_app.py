@@ -1,8 +1,8 @@
 """The Celery application, configured from Settings.
 
 Messages carry only a job id.  ``acks_late`` + ``reject_on_worker_lost`` put a message back when
-its worker dies; a prefetch of one keeps a busy worker from hoarding jobs; results are not stored
-in Redis because the job row holds them.
+its worker dies; a prefetch of one (``worker_prefetch``, the default) keeps a busy worker from
+hoarding turns; results are not stored in Redis because the job row holds them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_ignore_result=True,
-        worker_prefetch_multiplier=1,
+        worker_prefetch_multiplier=settings.worker_prefetch,
         worker_hijack_root_logger=False,
         task_soft_time_limit=settings.job_soft_time_limit_s,
         task_time_limit=settings.job_time_limit_s,
