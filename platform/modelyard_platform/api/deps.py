@@ -69,6 +69,12 @@ def bearer(request: Request) -> str | None:
     return None
 
 
+def caller_key(request: Request) -> str | None:
+    """The key a request presents: ``state.api_key`` when set upstream, else the bearer token."""
+    key: str | None = getattr(request.state, "api_key", None) or bearer(request)
+    return key
+
+
 async def get_principal(request: Request, services: ServicesDep, _: BearerDep = None
                         ) -> Principal:
     """The caller, from the key cache; a miss reads a session of its own, closed at once.
@@ -77,7 +83,7 @@ async def get_principal(request: Request, services: ServicesDep, _: BearerDep = 
     waits for a model, and never holds two (the pool exhaustion of #15); and a route that needs
     no query (chat) pays for no session at all.
     """
-    key = getattr(request.state, "api_key", None) or bearer(request)
+    key = caller_key(request)
     principal = services.keys.cached(key)
     if principal is None:
         principal = await run_in_threadpool(services.keys.authenticate, key, services.session)

@@ -8,131 +8,30 @@ pins that model.  The answer names the model that produced it (``model`` and the
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Generator, Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse, StreamingResponse
 from modelyard_registry.errors import InvalidInput, ModelyardError, NotFound
 from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.runtimes import GenerationRequest
-from modelyard_registry.schema_limits import check_schema
-from modelyard_registry.settings import Settings
 from modelyard_registry.validators import json_schema_validator, tool_calls_validator
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from starlette.requests import Request
+from starlette.responses import Response
 
+from ...auth import Principal
 from ...errors import error_body
+from ..chat_request import ChatRequest, well_formed
 from ..contract import errors
-from ..deps import PrincipalDep, ServicesDep
-from ..relay import relay
-from ..schemas import TOOL_CHOICE_SCHEMA, TOOL_SCHEMA
-from ..session_route import SessionRoute
+from ..deps import PrincipalDep, ServicesDep, caller_key
+from ..lean_route import lean_route
+from ..orjson_response import OrjsonResponse
+from ..relay import RelayResponse, prime
+from ..services import Services
 from ..tool_request import calls_json, delta_json, tool_choice, tool_names
-
-router = APIRouter(route_class=SessionRoute, prefix="/v1", tags=["chat"])
-
-
-class Message(BaseModel):
-    """A chat turn; an assistant's ``tool_calls`` and a ``tool`` result carry OpenAI's fields."""
-
-    model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
-    name: str | None = None
-
-
-class ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
-
-
-class ChatRequest(BaseModel):
-    """The OpenAI fields Modelyard honours; others an SDK sends are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-    model: str = Field(min_length=1)
-    messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=8192)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    stream: bool = False
-    stop: str | list[str] | None = None
-    response_format: ResponseFormat | None = None
-    tools: list[Annotated[dict[str, Any], WithJsonSchema(TOOL_SCHEMA)]] | None = None
-    tool_choice: Annotated[str | dict[str, Any] | None, WithJsonSchema(TOOL_CHOICE_SCHEMA)] = None
-    n: int = Field(default=1, ge=1, le=1, description="One choice per request.")
-
-    def check_caps(self, settings: Settings) -> None:
-        """The operator's caps on list sizes (``Settings.max_*``): O(fields), before routing.
-
-        Long stop lists slow every generated token while the model's lock is held, and huge
-        message or tool lists cost tokenising and rendering time: each is a 422 naming the
-        field, before any model is touched.
-        """
-        messages = self.messages
-        if len(messages) > settings.max_messages:
-            raise InvalidInput(f"{len(messages)} messages; the limit is {settings.max_messages}",
-                               field="messages")
-        chars = sum(len(m.content or "") for m in messages)
-        if chars > settings.max_message_chars:
-            raise InvalidInput(f"messages hold {chars:,} characters; the limit is "
-                               f"{settings.max_message_chars:,}", field="messages")
-        stop = self.stop
-        if isinstance(stop, list):
-            if len(stop) > settings.max_stop:
-                raise InvalidInput(f"{len(stop)} stop strings; the limit is {settings.max_stop}",
-                                   field="stop")
-            for i, text in enumerate(stop):
-                if len(text) > settings.max_stop_chars:
-                    raise InvalidInput(f"stop string longer than {settings.max_stop_chars} "
-                                       "characters", field=f"stop.{i}")
-        elif stop is not None and len(stop) > settings.max_stop_chars:
-            raise InvalidInput(f"stop string longer than {settings.max_stop_chars} characters",
-                               field="stop")
-        tools = self.tools
-        if tools:
-            if len(tools) > settings.max_tools:
-                raise InvalidInput(f"{len(tools)} tools; the limit is {settings.max_tools}",
-                                   field="tools")
-            tool_choice(self.tool_choice if self.tool_choice != "none" else None,
-                        tool_names(tools))
-            for i, tool in enumerate(tools):
-                function = tool.get("function")
-                params = function.get("parameters") if isinstance(function, dict) else None
-                if params is None:
-                    continue
-                field = f"tools.{i}.function.parameters"
-                if not isinstance(params, dict):
-                    raise InvalidInput("tool parameters must be a JSON Schema object",
-                                       field=field)
-                check_schema(params, field)
-
-    def needs_tools(self) -> bool:
-        """Whether the call must go to a model with the ``tools`` capability.
-
-        Tools are never dropped silently: a request with tools routes only to tool-capable
-        models (422 when none is adequate); ``tool_choice: "none"`` opts out.
-        """
-        return bool(self.tools) and self.tool_choice != "none"
-
-    def output_schema(self) -> dict[str, Any] | None:
-        rf = self.response_format
-        if rf is None or rf.type == "text":
-            return None
-        if rf.type == "json_object":
-            return {"type": "object"}
-        schema = (rf.json_schema or {}).get("schema")
-        if not isinstance(schema, dict):
-            raise InvalidInput("response_format.json_schema.schema must be a JSON Schema object",
-                               field="response_format.json_schema.schema")
-        check_schema(schema, "response_format.json_schema.schema")
-        return schema
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -157,18 +56,13 @@ def _options(pinned: str | None, min_quality: str | None, best_effort: str | Non
                           best_effort=_flag(best_effort, True))
 
 
-@router.post("/chat/completions", response_model=None, responses={
-    **errors(404, 502, 503, 504, 507),
-    200: {"description": "The completion; with ``stream: true``, Server-Sent Events.",
-          "content": {"application/json": {}, "text/event-stream": {}}}})
-async def chat_completions(
-    body: ChatRequest,
-    services: ServicesDep,
-    principal: PrincipalDep,
-    kind: Annotated[str | None, Header(alias="x-modelyard-kind")] = None,
-    min_quality: Annotated[str | None, Header(alias="x-modelyard-min-quality")] = None,
-    best_effort: Annotated[str | None, Header(alias="x-modelyard-best-effort")] = None,
-) -> JSONResponse | StreamingResponse:
+async def complete(services: Services, body: ChatRequest, principal: Principal, *,
+                   kind: str | None, min_quality: str | None, best_effort: str | None
+                   ) -> Response:
+    """The answer to a chat request, once its caller is known and its body read.
+
+    Shared by the lean path and FastAPI's (``chat_completions``), so both do the same work.
+    """
     body.check_caps(services.settings)
     pinned = None if body.model == "auto" else body.model
     if pinned is not None and not await services.knows_model(pinned):
@@ -196,13 +90,15 @@ async def chat_completions(
     request_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     cascade = services.cascade
     if body.stream:
-        model, events = await services.offload(
-            lambda: cascade.stream(spec, request, request_id=request_id,
-                                   team_id=principal.team_id, node="chat")
-        )
-        return StreamingResponse(relay(_sse(request_id, model, events), services.streams),
-                                 media_type="text/event-stream",
-                                 headers={"x-modelyard-model": model})
+        def open_stream() -> tuple[str, list[str], Generator[str, None, None]]:
+            """The call opened and its role chunk and first token pulled, in one hop."""
+            model, events = cascade.stream(spec, request, request_id=request_id,
+                                           team_id=principal.team_id, node="chat")
+            return model, *prime(_sse(request_id, model, events), 2)
+
+        model, ready, chunks = await services.offload(open_stream)
+        return RelayResponse(chunks, services.streams, ready, media_type="text/event-stream",
+                             headers={"x-modelyard-model": model})
     validator = (
         tool_calls_validator(tools, required=choice == "required", text_schema=schema) if tools
         else json_schema_validator(schema) if schema is not None else None
@@ -243,7 +139,50 @@ async def chat_completions(
             ],
         },
     }
-    return JSONResponse(body_out, headers={"x-modelyard-model": result.model})
+    return OrjsonResponse(body_out, headers={"x-modelyard-model": result.model})
+
+
+async def lean(request: Request) -> Response | None:
+    """The request FastAPI's path would answer with ``complete``, answered without FastAPI.
+
+    Only a well-formed body (``well_formed``) from a key already in the key cache; None for
+    anything else, which then takes FastAPI's path (``lean_route``).  The body is read first:
+    it is pure, so a body FastAPI would refuse is refused there, after its key and rate-limit
+    checks, as before; the rate limit is counted once either way.
+    """
+    body = well_formed(await request.body(), request.headers.get("content-type"))
+    if body is None:
+        return None
+    services: Services = request.app.state.services
+    principal = services.keys.cached(caller_key(request))
+    if principal is None:
+        return None
+    await services.limiter.check(principal.rate_subject)
+    request.state.principal = principal
+    headers = request.headers
+    return await complete(services, body, principal, kind=headers.get("x-modelyard-kind"),
+                          min_quality=headers.get("x-modelyard-min-quality"),
+                          best_effort=headers.get("x-modelyard-best-effort"))
+
+
+router = APIRouter(route_class=lean_route(lean), prefix="/v1", tags=["chat"])
+
+
+@router.post("/chat/completions", response_model=None, responses={
+    **errors(404, 502, 503, 504, 507),
+    200: {"description": "The completion; with ``stream: true``, Server-Sent Events.",
+          "content": {"application/json": {}, "text/event-stream": {}}}})
+async def chat_completions(
+    body: ChatRequest,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    kind: Annotated[str | None, Header(alias="x-modelyard-kind")] = None,
+    min_quality: Annotated[str | None, Header(alias="x-modelyard-min-quality")] = None,
+    best_effort: Annotated[str | None, Header(alias="x-modelyard-best-effort")] = None,
+) -> Response:
+    # FastAPI's full path: ``lean`` answers most requests before it (see ``lean_route``).
+    return await complete(services, body, principal, kind=kind, min_quality=min_quality,
+                          best_effort=best_effort)
 
 
 def _sse(request_id: str, model: str, events: Iterator[Any]) -> Generator[str, None, None]:
@@ -253,9 +192,10 @@ def _sse(request_id: str, model: str, events: Iterator[Any]) -> Generator[str, N
         data = {"id": request_id, "object": "chat.completion.chunk", "created": created,
                 "model": model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return f"data: {json.dumps(data)}\n\n"
+        return f"data: {orjson.dumps(data).decode()}\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
+    last = ""  # the finish chunk goes out with [DONE], after the call is recorded: one pull less
     try:
         for event in events:
             if event.text:
@@ -267,8 +207,9 @@ def _sse(request_id: str, model: str, events: Iterator[Any]) -> Generator[str, N
                 usage = {"prompt_tokens": done.prompt_tokens,
                          "completion_tokens": done.completion_tokens,
                          "total_tokens": done.prompt_tokens + done.completion_tokens}
-                yield chunk({}, done.finish_reason or "stop", usage=usage)
+                last = chunk({}, done.finish_reason or "stop", usage=usage)
     except ModelyardError as exc:  # the status line is sent: the error travels in the stream
-        yield f"data: {json.dumps(error_body(exc.error_type, exc.message, exc.field))}\n\n"
+        error = orjson.dumps(error_body(exc.error_type, exc.message, exc.field)).decode()
+        yield f"{last}data: {error}\n\n"
         return
-    yield "data: [DONE]\n\n"
+    yield f"{last}data: [DONE]\n\n"
