@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..taskspec import TaskSpec
+from ..taskspec import KIND_RE, TaskSpec
 from .options import RoutingOptions
 from .verdicts import Decision
 
@@ -22,7 +22,8 @@ class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=100_000,
                       description="The request as the user would send it.")
-    kind: str = Field(default="chat", description="Task kind (built-in or an operator's own).")
+    kind: str = Field(default="chat", pattern=KIND_RE.pattern,
+                      description="Task kind (built-in or an operator's own).")
     max_tokens: int = Field(default=256, ge=1, le=8192, description="Most output tokens.")
     json_schema: bool = Field(default=False, description="The output must follow a schema.")
     options: RoutingOptions = Field(default_factory=RoutingOptions)
