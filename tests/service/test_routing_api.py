@@ -64,6 +64,18 @@ def test_explain_train_and_routed_chat(stack_factory: StackFactory) -> None:
         assert chat.status_code == 200, chat.text
         assert "predicted quality" in chat.json()["modelyard"]["reason"]
 
+        # A cost budget needs a measured curve; six outcomes of one model measure none, so
+        # min_quality decides and the decision says which rule ran.
+        budgeted = http.post("/v1/route/explain",
+                             json={**body, "options": {"min_quality": 0.5,
+                                                       "max_cost_ratio": 0.2}}).json()
+        assert budgeted["rule"] == "utility"
+        bad = http.post("/v1/chat/completions", json={
+            "model": "auto", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+            headers={"x-modelyard-max-cost-ratio": "1.5"})
+        assert bad.status_code == 422
+        assert bad.json()["error"]["field"] == "x-modelyard-max-cost-ratio"
+
 
 def test_embeddings_through_the_openai_sdk(stack_factory: StackFactory,
                                            monkeypatch: pytest.MonkeyPatch) -> None:

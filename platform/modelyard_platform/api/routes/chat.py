@@ -1,16 +1,18 @@
 """``POST /v1/chat/completions``: OpenAI-compatible, routed.
 
 ``model: "auto"`` lets the router pick the cheapest adequate model (hints: headers
-``x-modelyard-kind``, ``x-modelyard-min-quality``, ``x-modelyard-best-effort``); a catalogue name
-pins that model.  The answer names the model that produced it (``model`` and the
-``x-modelyard-model`` header) and carries the routing facts under ``modelyard``.
+``x-modelyard-kind``, ``x-modelyard-min-quality``, ``x-modelyard-max-cost-ratio``,
+``x-modelyard-best-effort``); a catalogue name pins that model.  The answer names the model
+that produced it (``model`` and the ``x-modelyard-model`` header) and carries the routing facts
+under ``modelyard``.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -40,25 +42,48 @@ def _flag(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _options(pinned: str | None, min_quality: str | None, best_effort: str | None
-             ) -> RoutingOptions:
+@dataclass(frozen=True, slots=True)
+class RoutingHeaders:
+    """The ``x-modelyard-*`` routing hints of one chat request, as sent (strings or None)."""
+
+    kind: str | None = None
+    min_quality: str | None = None
+    max_cost_ratio: str | None = None
+    best_effort: str | None = None
+
+    @classmethod
+    def of(cls, headers: Mapping[str, str]) -> RoutingHeaders:
+        return cls(kind=headers.get("x-modelyard-kind"),
+                   min_quality=headers.get("x-modelyard-min-quality"),
+                   max_cost_ratio=headers.get("x-modelyard-max-cost-ratio"),
+                   best_effort=headers.get("x-modelyard-best-effort"))
+
+
+def _fraction(value: str | None, header: str, *, zero: bool) -> float | None:
+    """A header holding a number in [0, 1] (``(0, 1]`` unless ``zero``); 422 naming it."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not (0.0 <= number <= 1.0 if zero else 0.0 < number <= 1.0):
+        bounds = "0..1" if zero else "(0, 1]"
+        raise InvalidInput(f"{header} must be a number in {bounds}", field=header)
+    return number
+
+
+def _options(pinned: str | None, hints: RoutingHeaders) -> RoutingOptions:
     """The routing headers as the same typed options a job carries."""
-    quality = None
-    if min_quality is not None:
-        try:
-            quality = float(min_quality)
-        except ValueError:
-            quality = -1.0
-        if not 0.0 <= quality <= 1.0:
-            raise InvalidInput("x-modelyard-min-quality must be a number in 0..1",
-                               field="x-modelyard-min-quality")
-    return RoutingOptions(min_quality=quality, model=pinned,
-                          best_effort=_flag(best_effort, True))
+    return RoutingOptions(
+        min_quality=_fraction(hints.min_quality, "x-modelyard-min-quality", zero=True),
+        max_cost_ratio=_fraction(hints.max_cost_ratio, "x-modelyard-max-cost-ratio",
+                                 zero=False),
+        model=pinned, best_effort=_flag(hints.best_effort, True))
 
 
-async def complete(services: Services, body: ChatRequest, principal: Principal, *,
-                   kind: str | None, min_quality: str | None, best_effort: str | None
-                   ) -> Response:
+async def complete(services: Services, body: ChatRequest, principal: Principal,
+                   hints: RoutingHeaders) -> Response:
     """The answer to a chat request, once its caller is known and its body read.
 
     Shared by the lean path and FastAPI's (``chat_completions``), so both do the same work.
@@ -70,10 +95,10 @@ async def complete(services: Services, body: ChatRequest, principal: Principal, 
                        "GET /v1/models", field="model")
     schema = body.output_schema()
     max_tokens = body.max_completion_tokens or body.max_tokens or 256
-    options = _options(pinned, min_quality, best_effort)
+    options = _options(pinned, hints)
     # A call with tools is routed on the tools suite's scores unless the caller names a kind.
     default_kind = "tools" if body.needs_tools() else "chat"
-    spec = options.spec(kind or default_kind, max_output_tokens=max_tokens,
+    spec = options.spec(hints.kind or default_kind, max_output_tokens=max_tokens,
                         needs_json_schema=schema is not None)
     if body.needs_tools():
         spec = spec.model_copy(update={"needs_tools": True})
@@ -159,10 +184,7 @@ async def lean(request: Request) -> Response | None:
         return None
     await services.limiter.check(principal.rate_subject)
     request.state.principal = principal
-    headers = request.headers
-    return await complete(services, body, principal, kind=headers.get("x-modelyard-kind"),
-                          min_quality=headers.get("x-modelyard-min-quality"),
-                          best_effort=headers.get("x-modelyard-best-effort"))
+    return await complete(services, body, principal, RoutingHeaders.of(request.headers))
 
 
 router = APIRouter(route_class=lean_route(lean), prefix="/v1", tags=["chat"])
@@ -178,11 +200,13 @@ async def chat_completions(
     principal: PrincipalDep,
     kind: Annotated[str | None, Header(alias="x-modelyard-kind")] = None,
     min_quality: Annotated[str | None, Header(alias="x-modelyard-min-quality")] = None,
+    max_cost_ratio: Annotated[str | None, Header(alias="x-modelyard-max-cost-ratio")] = None,
     best_effort: Annotated[str | None, Header(alias="x-modelyard-best-effort")] = None,
 ) -> Response:
     # FastAPI's full path: ``lean`` answers most requests before it (see ``lean_route``).
-    return await complete(services, body, principal, kind=kind, min_quality=min_quality,
-                          best_effort=best_effort)
+    hints = RoutingHeaders(kind=kind, min_quality=min_quality, max_cost_ratio=max_cost_ratio,
+                           best_effort=best_effort)
+    return await complete(services, body, principal, hints)
 
 
 def _sse(request_id: str, model: str, events: Iterator[Any]) -> Generator[str, None, None]:
