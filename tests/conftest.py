@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -37,6 +38,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [item for item in items if item not in dropped]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_garbage_after_each_file() -> Iterator[None]:
+    """One test process runs hundreds of in-process apps, runtimes and clients; what they leave
+    in reference cycles holds sockets and pipes until a full collection, which measured up to
+    1,381 open descriptors in one xdist worker.  Collect after every file so a test never
+    inherits the previous files' descriptors."""
+    yield
+    gc.collect()
 
 
 def free_port() -> int:
