@@ -243,15 +243,7 @@ def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any]) ->
 
 def add_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
     """Append an event with the next number (retried if a concurrent writer took it)."""
-    for _ in range(5):
-        event = _stage_event(session, job_id, type_, data)
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            continue
-        return event
-    raise RuntimeError(f"could not append an event to job {job_id}")
+    return add_step_event(session, job_id, type_, data, None)
 
 
 def add_step_event(
