@@ -37,6 +37,7 @@ from .predictor import Predictor
 from .tuning import CurvePoint, curve_from_rows, mix_for_budget
 
 log = logging.getLogger(__name__)
+_UNKNOWN = BudgetMix(0.0, 0.0, 0.0)  # the memo's "not computed yet" (None means "no curve")
 
 
 class ActivePredictor:
@@ -108,11 +109,14 @@ class ActivePredictor:
 
     def _mix(self, budget: float) -> BudgetMix | None:
         mixes = self._mixes  # swapped whole on reload: a stale read is a whole old dict
-        if budget not in mixes:
-            if len(mixes) > 256:  # budgets come from requests: keep the memo bounded
-                mixes.clear()
-            mixes[budget] = mix_for_budget(self._curve, budget)
-        return mixes[budget]
+        known = mixes.get(budget, _UNKNOWN)  # one read: another thread may clear the memo
+        if known is not _UNKNOWN:
+            return known
+        mix = mix_for_budget(self._curve, budget)
+        if len(mixes) > 256:  # budgets come from requests: keep the memo bounded
+            mixes.clear()
+        mixes[budget] = mix
+        return mix
 
 
 __all__ = ["ActivePredictor"]
