@@ -37,7 +37,6 @@ from .predictor import Predictor
 from .tuning import CurvePoint, curve_from_rows, mix_for_budget
 
 log = logging.getLogger(__name__)
-_UNKNOWN = BudgetMix(0.0, 0.0, 0.0)  # the memo's "not computed yet" (None means "no curve")
 
 
 class ActivePredictor:
@@ -109,9 +108,10 @@ class ActivePredictor:
 
     def _mix(self, budget: float) -> BudgetMix | None:
         mixes = self._mixes  # swapped whole on reload: a stale read is a whole old dict
-        known = mixes.get(budget, _UNKNOWN)  # one read: another thread may clear the memo
-        if known is not _UNKNOWN:
-            return known
+        try:
+            return mixes[budget]  # one read: another thread may clear the memo meanwhile
+        except KeyError:
+            pass
         mix = mix_for_budget(self._curve, budget)
         if len(mixes) > 256:  # budgets come from requests: keep the memo bounded
             mixes.clear()
