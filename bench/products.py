@@ -70,7 +70,7 @@ from modelyard_registry.routing.decide import decide
 from modelyard_registry.routing.options import RoutingOptions
 from modelyard_registry.routing.snapshot import load_candidates
 from modelyard_registry.runtimes import RuntimeFactory
-from modelyard_registry.scores import Call, Score
+from modelyard_registry.scores import Call, Score, current_scores
 from modelyard_registry.settings import Settings
 from modelyard_registry.taskspec import TaskSpec
 from rich.console import Console
@@ -202,8 +202,8 @@ def most_expensive(settings: Settings) -> tuple[str, Table]:
     decision = decide(spec, 300, candidates, MachineLimits.from_settings(settings))
     expected = {v.name: v.expected_cost_usd for v in decision.candidates}
     with session_scope(settings.effective_database_url) as session:
-        rows = session.exec(select(Score).order_by(col(Score.created_at), col(Score.id))).all()
-        measured = {(r.model_name, r.kind): (r.value, r.n) for r in rows}  # newest wins
+        rows = current_scores(session.exec(select(Score)).all())  # the rows routing reads
+        measured = {key: (r.value, r.n) for key, r in rows.items()}
     table = Table(title="Model set (scores: mean over a spread sample of --eval-limit items per "
                   "suite -> the low end of its 95% interval, which routing judges)",
                   header_style="bold")

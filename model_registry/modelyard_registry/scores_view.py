@@ -7,23 +7,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from .catalog import ModelEntry, ModelPublic, list_models, to_public
 from .pricing import prefill_rate
 from .routing.candidates import Candidate, MachineLimits, expected_cost
 from .routing.snapshot import load_candidates
-from .scores import Score
+from .scores import Score, current_scores
 from .settings import Settings
 
 
 def scores_by_model(session: Session) -> dict[str, dict[str, dict[str, Any]]]:
     """``{model: {kind: {value, ci_low, ci_high, n, metric, suite_version, tokens_per_s, ...}}}``.
 
-    The newest row per (model, kind) wins when several suite versions exist.
+    Of several rows per (model, kind) the current one is shown (``current_scores``), the same
+    row the router judges.
     """
     result: dict[str, dict[str, dict[str, Any]]] = {}
-    for s in session.exec(select(Score).order_by(col(Score.created_at))).all():
+    for s in current_scores(session.exec(select(Score)).all()).values():
         result.setdefault(s.model_name, {})[s.kind] = {
             "value": s.value,
             "ci_low": s.ci_low,

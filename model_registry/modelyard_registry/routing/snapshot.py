@@ -1,7 +1,8 @@
 """The catalogue as the decision sees it: one ``Candidate`` per entry with its measured figures.
 
 The only module of the decision path that reads the database (two queries): entries, and their
-Scores, from which it takes the newest score per kind and throughput weighted by items measured.
+Scores, from which it takes the current score per kind (``scores.current_scores``: the newest
+suite, the run over most of its items) and throughput weighted by items measured.
 A score enters the decision as ``confidence.routed_score`` (the low end of its 95% interval over
 the items measured), so a few lucky items never outrank a well-measured model.
 """
@@ -12,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from ..catalog import ModelEntry, list_models
 from ..pricing import prefill_rate
-from ..scores import Score
+from ..scores import Score, current_scores
 from ..settings import Settings
 from .candidates import Candidate
 from .confidence import routed_score
@@ -21,16 +22,17 @@ from .confidence import routed_score
 def _measured(
     rows: list[Score],
 ) -> tuple[dict[str, float], float | None, float | None, dict[str, float]]:
-    """Routed scores and mean answer lengths per kind (newest row wins); throughput weighted by n.
+    """Routed scores and mean answer lengths per kind; throughput weighted by n over every row.
 
-    The routed score is the newest row's mean discounted for its item count (``routed_score``).
+    Per kind the current row counts (``current_scores``), its mean discounted for its item count
+    (``routed_score``).
     """
     scores: dict[str, float] = {}
     lengths: dict[str, float] = {}
-    for row in rows:  # ordered oldest first
-        scores[row.kind] = routed_score(row.value, row.n)
+    for (_model, kind), row in current_scores(rows).items():
+        scores[kind] = routed_score(row.value, row.n)
         if row.completion_tokens_mean:
-            lengths[row.kind] = row.completion_tokens_mean
+            lengths[kind] = row.completion_tokens_mean
     speed = [(r.tokens_per_s, r.n) for r in rows if r.tokens_per_s]
     prefill = [
         (p, r.n)

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from ..errors import InvalidInput
 from ..evidence.loader import count_outcomes_since, load_outcomes
-from ..scores import Score
+from ..scores import Score, current_scores
 from ..settings import Settings
 from .artefacts import RoutingVersion, active_version, record_version
 from .embed import Embedder, default_embedder
@@ -38,11 +38,12 @@ ECE_BINS = 10
 
 
 def score_priors(session: Session) -> dict[tuple[str, str], float]:
-    """(model, kind) -> the newest measured Score: the fallback for models without items."""
-    priors: dict[tuple[str, str], float] = {}
-    for s in session.exec(select(Score).order_by(col(Score.created_at), col(Score.id))).all():
-        priors[(s.model_name, s.kind)] = s.value
-    return priors
+    """(model, kind) -> the current measured Score's mean: the fallback for models without items.
+
+    The current row is the router's (``current_scores``).
+    """
+    rows = session.exec(select(Score)).all()
+    return {key: s.value for key, s in current_scores(rows).items()}
 
 
 def is_dev(item_id: str) -> bool:
