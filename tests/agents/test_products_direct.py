@@ -69,7 +69,7 @@ def test_doc_summary_maps_chunks_in_parallel_and_reduces(product_ctx: Any,
     monkeypatch.setenv("MODELYARD_SUMMARY_OVERLAP_TOKENS", "16")
     text = " ".join(
         f"Section {i}: the warehouse in city {i} shipped {i * 10} parcels and hired {i} people."
-        for i in range(1, 40)
+        for i in range(1, 25)
     )
     product = PRODUCTS["doc-summary"]
     output = product.run({"text": text, "target_words": 40}, product_ctx)
