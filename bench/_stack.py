@@ -46,7 +46,9 @@ def stack(redis_url: str, *, workers: int = 1, concurrency: int = 2, model: bool
            if k not in {"DATABASE_URL", "MODELYARD_DATABASE_URL", "MODELYARD_REDIS_URL"}}
     env.update({"MODELYARD_HOME": str(home), "REDIS_URL": redis_url,
                 "MODELYARD_WORKER_CONCURRENCY": str(concurrency),
-                "MODELYARD_RATE_LIMIT_PER_MINUTE": "0"})
+                "MODELYARD_RATE_LIMIT_PER_MINUTE": "0",
+                # throughput, not admission: the per-team queue cap would turn a burst into 429s
+                "MODELYARD_TEAM_MAX_JOBS": "0"})
     if database_url:
         env["DATABASE_URL"] = database_url
     procs: list[subprocess.Popen[bytes]] = []

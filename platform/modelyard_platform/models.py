@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from modelyard_registry.catalog import utcnow
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -158,7 +158,13 @@ TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("team_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "idempotency_key"),
+        # claim and backlog checks by index seeks (migration 0012, ``jobs.fair``)
+        Index("ix_jobs_fresh", "status", "attempts", "team_id", "created_at", "id"),
+        Index("ix_jobs_team_status", "team_id", "status"),
+        Index("ix_jobs_team_started", "team_id", "started_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     team_id: int = Field(foreign_key="teams.id", index=True)

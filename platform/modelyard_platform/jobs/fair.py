@@ -16,17 +16,15 @@ lease) are claimed by their own id, so backoff and recovery behave as before.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 
-from modelyard_registry.catalog import utcnow
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from ..errors import TooManyJobs
 from ..models import Job, JobStatus
 
 UNFINISHED = (JobStatus.queued, JobStatus.running)
-SERVED_WINDOW = timedelta(days=1)  # bounds the scan for "last served" to recent, indexed rows
 
 
 def check_team_backlog(
@@ -57,40 +55,66 @@ def fair_candidates(session: Session, limit: int = 5) -> list[str]:
     """Fresh queued jobs, fairest first: round-robin between the teams that wait.
 
     Order: the team with the fewest jobs running, then the team served least recently (latest
-    start of its jobs created in the last day; never: first), then the oldest job. The second key
-    is what makes one worker alternate between teams: when it asks, the team whose job just
-    finished has nothing running either. Only jobs never claimed (``attempts == 0``): a job
-    waiting out a retry backoff is run by its own delayed message, not earlier.
+    start of any of its jobs; never: first), then the oldest job. The second key is what makes
+    one worker alternate between teams: when it asks, the team whose job just finished has
+    nothing running either. Only jobs never claimed (``attempts == 0``): a job waiting out a
+    retry backoff is run by its own delayed message, not earlier.
+
+    Every worker asks this once per job, so its cost must not grow with the backlog or the
+    history: each figure is an index seek per waiting team (indexes of migration 0012). The
+    old way, a DISTINCT over every queued row and a day of jobs read to rank the teams, cost
+    15 ms a claim with 4,800 jobs queued.
     """
-    fresh = (col(Job.status) == JobStatus.queued, col(Job.attempts) == 0)
-    waiting = list(session.exec(select(Job.team_id).where(*fresh).distinct().limit(2)))
-    if len(waiting) < 2:  # no team to rank (the ranking reads a day of jobs): oldest first
-        return list(session.exec(
-            select(Job.id).where(*fresh).order_by(col(Job.created_at), col(Job.id)).limit(limit)
-        )) if waiting else []
-    running = (
-        select(col(Job.team_id).label("team_id"), func.count().label("n"))
-        .where(Job.status == JobStatus.running)
-        .group_by(col(Job.team_id))
-        .subquery()
-    )
-    served = (
-        select(col(Job.team_id).label("team_id"), func.max(Job.started_at).label("at"))
-        .where(col(Job.created_at) >= utcnow() - SERVED_WINDOW,
-               col(Job.started_at).is_not(None))
-        .group_by(col(Job.team_id))
-        .subquery()
-    )
-    query = (
-        select(Job.id)
-        .outerjoin(running, running.c.team_id == Job.team_id)
-        .outerjoin(served, served.c.team_id == Job.team_id)
-        .where(Job.status == JobStatus.queued, Job.attempts == 0)
-        .order_by(func.coalesce(running.c.n, 0), served.c.at.is_not(None), served.c.at,
-                  col(Job.created_at), col(Job.id))
-        .limit(limit)
-    )
-    return list(session.exec(query))
+    out: list[str] = []
+    for team_id in _fairest_first(session):
+        out.extend(session.exec(
+            select(Job.id).where(*_fresh(), col(Job.team_id) == team_id)
+            .order_by(col(Job.created_at), col(Job.id)).limit(limit - len(out))
+        ))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _fresh() -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return col(Job.status) == JobStatus.queued, col(Job.attempts) == 0
+
+
+def _fairest_first(session: Session) -> list[int]:
+    """The teams with fresh queued jobs, fairest first, in one statement.
+
+    The teams come from a recursive loose index scan (each step seeks the next team id in
+    ``ix_jobs_fresh``), not a DISTINCT over every queued row; each team's running count, last
+    start and oldest waiting job are correlated seeks in ``ix_jobs_team_status``,
+    ``ix_jobs_team_started`` and ``ix_jobs_fresh``.
+    """
+    jobs = Job.__table__  # type: ignore[attr-defined]
+    fresh = (jobs.c.status == JobStatus.queued, jobs.c.attempts == 0)
+    walk = select(func.min(jobs.c.team_id).label("team_id")).where(*fresh).cte(
+        "waiting", recursive=True)
+    walk = walk.union_all(select(
+        select(func.min(jobs.c.team_id)).where(*fresh, jobs.c.team_id > walk.c.team_id)
+        .scalar_subquery()
+    ).where(walk.c.team_id.is_not(None)))
+    j = jobs.alias("j")
+    running = (select(func.count()).select_from(j)
+               .where(j.c.team_id == walk.c.team_id, j.c.status == JobStatus.running))
+    served = select(func.max(j.c.started_at)).where(j.c.team_id == walk.c.team_id)
+    oldest = (select(func.min(j.c.created_at))
+              .where(j.c.team_id == walk.c.team_id, j.c.status == JobStatus.queued,
+                     j.c.attempts == 0))
+    rows = session.exec(select(  # type: ignore[call-overload]
+        walk.c.team_id, running.scalar_subquery(), served.scalar_subquery(),
+        oldest.scalar_subquery(),
+    ).where(walk.c.team_id.is_not(None))).all()
+    ranked = sorted(rows, key=lambda r: (int(r[1]), r[2] is not None, _seconds(r[2]),
+                                         _seconds(r[3]), int(r[0])))
+    return [int(r[0]) for r in ranked]
+
+
+def _seconds(at: datetime | None) -> float:
+    """A sort key for an optional time (SQLite gives naive times, PostgreSQL aware ones)."""
+    return at.timestamp() if at is not None else 0.0
 
 
 def own_turn(session: Session, job_id: str) -> bool:

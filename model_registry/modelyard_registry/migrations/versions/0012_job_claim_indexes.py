@@ -1,0 +1,38 @@
+"""Job indexes: a claim and a backlog check cost index seeks, not a scan of the backlog.
+
+- ``ix_jobs_fresh`` (status, attempts, team_id, created_at, id): the teams with fresh queued
+  jobs (a loose index scan) and each team's oldest one (``jobs.fair``).
+- ``ix_jobs_team_status`` (team_id, status): a team's running count (fair share) and its
+  queued + running count (the per-team cap at submission).
+- ``ix_jobs_team_started`` (team_id, started_at): when a team was last served (fair share).
+
+Without them each claim read every queued row (15 ms with 4,800 queued, SQLite) and each
+submission every job the team ever ran.
+
+Revision ID: 0012_job_claim_indexes
+Revises: 0011_budget_curve
+Create Date: 2026-12-06
+"""
+
+from alembic import op
+
+revision = "0012_job_claim_indexes"
+down_revision = "0011_budget_curve"
+branch_labels = None
+depends_on = None
+
+INDEXES = {
+    "ix_jobs_fresh": ["status", "attempts", "team_id", "created_at", "id"],
+    "ix_jobs_team_status": ["team_id", "status"],
+    "ix_jobs_team_started": ["team_id", "started_at"],
+}
+
+
+def upgrade() -> None:
+    for name, columns in INDEXES.items():
+        op.create_index(name, "jobs", columns)
+
+
+def downgrade() -> None:
+    for name in INDEXES:
+        op.drop_index(name, table_name="jobs")
