@@ -14,7 +14,14 @@ After each phase: the CPU time the API processes spent per request (user + syste
 process of ``yard api``): unlike latency on a shared machine, it hardly moves with the load
 other programs put on the machine, so it is the figure to compare across runs.
 
+``--baseline DIR`` also starts a ``yard api`` from another checkout's source (e.g. a ``git
+worktree`` of an older commit; its own fresh database) and interleaves it in every phase
+(direct, baseline and modelyard, in an order that rotates), so old and new code are compared
+under the same load.
+``--phases`` runs some phases only (``sequential`` for the serving path's profile).
+
     .venv/bin/python bench/gateway_overhead.py [--postgres] [--workers N] [--requests 400]
+        [--phases sequential,streaming,concurrent] [--baseline /tmp/old-checkout]
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,13 +119,23 @@ def _wait(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: float =
     raise TimeoutError(f"{what} did not answer within {timeout_s:.0f} s")
 
 
+SOURCE_ROOTS = ("model_registry", "platform", "agents", "web")
+
+
 @contextmanager
-def gateway(redis_url: str, database_url: str | None, workers: int | None
+def gateway(redis_url: str, database_url: str | None, workers: int | None,
+            source: Path | None = None, name: str = "modelyard"
             ) -> Iterator[tuple[Target, Target, Path]]:
-    """The instant backend + a real ``yard api`` with the backend registered; both targets."""
+    """The instant backend + a real ``yard api`` with the backend registered; both targets.
+
+    ``source``: run the API (and its ``yard`` commands) from that checkout's packages instead
+    of the installed ones (``PYTHONPATH`` comes before the editable install's paths).
+    """
     home = Path(tempfile.mkdtemp(prefix="modelyard-gw-"))
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "MODELYARD_DATABASE_URL", "MODELYARD_REDIS_URL"}}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(str(source / root) for root in SOURCE_ROOTS)
     env.update({"MODELYARD_HOME": str(home), "REDIS_URL": redis_url,
                 "MODELYARD_RATE_LIMIT_PER_MINUTE": "100000000",
                 "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
@@ -142,7 +159,7 @@ def gateway(redis_url: str, database_url: str | None, workers: int | None
         procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
         _wait(f"http://127.0.0.1:{port}/healthz", procs[-1], "yard api")
         direct = Target("direct", f"{backend}/chat/completions", {}, "instant")
-        through = Target("modelyard", f"http://127.0.0.1:{port}/v1/chat/completions",
+        through = Target(name, f"http://127.0.0.1:{port}/v1/chat/completions",
                          {"Authorization": f"Bearer {key}"}, "instant", procs[-1].pid)
         yield direct, through, home
     finally:
@@ -180,10 +197,11 @@ def first_token(http: httpx.Client, t: Target) -> float:
     return ttft
 
 
-def paired(label: str, direct: list[float], through: list[float]) -> None:
+def paired(label: str, direct: list[float], through: list[float], name: str = "modelyard"
+           ) -> None:
     d50, d99, g50, g99 = (pct(direct, 0.5), pct(direct, 0.99), pct(through, 0.5),
                           pct(through, 0.99))
-    print(f"{label:11s} direct p50 {ms(d50)} p99 {ms(d99)} ms | modelyard p50 {ms(g50)} "
+    print(f"{label:11s} direct p50 {ms(d50)} p99 {ms(d99)} ms | {name} p50 {ms(g50)} "
           f"p99 {ms(g99)} ms | added p50 {ms(g50 - d50)} p99 {ms(g99 - d99)} ms", flush=True)
 
 
@@ -211,6 +229,9 @@ async def burst(t: Target, n: int, clients: int) -> tuple[float, list[float], in
         return time.perf_counter() - start, latencies, failures
 
 
+PHASES = ("sequential", "streaming", "concurrent")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -220,54 +241,99 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database")
     parser.add_argument("--workers", type=int, default=None, help="yard api --workers N")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"comma-separated, of {', '.join(PHASES)}")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also run a checkout's code (its own database), interleaved")
     args = parser.parse_args()
-    with (postgres_db() if args.postgres else _none()) as database_url, \
-            gateway(args.redis_url, database_url, args.workers) as (direct, through, _):
-        print(f"database: {'PostgreSQL' if database_url else 'SQLite'}; api workers: "
-              f"{args.workers or 'default'}; {args.requests} requests per target and phase",
-              flush=True)
-        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-              flush=True)
-        with httpx.Client(timeout=60) as http:
-            for _ in range(20):  # warm-up: connections, caches, imports
-                one(http, direct), one(http, through)
-                first_token(http, direct), first_token(http, through)
-            seq: dict[str, list[float]] = {"direct": [], "modelyard": []}
-            ttft: dict[str, list[float]] = {"direct": [], "modelyard": []}
-            cpu = cpu_seconds(through.pid)
-            for _ in range(args.requests):
-                for t in (direct, through):
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    if unknown := set(phases) - set(PHASES):
+        parser.error(f"unknown phases {sorted(unknown)}; choose from {', '.join(PHASES)}")
+    if args.baseline is not None and not (args.baseline / "platform").is_dir():
+        parser.error(f"--baseline {args.baseline}: not a Modelyard checkout (no platform/)")
+    with ExitStack() as stack:
+        gateways: list[Target] = []
+        direct: Target | None = None
+        plan = [(None, "modelyard")]
+        if args.baseline is not None:
+            plan.insert(0, (args.baseline.resolve(), "baseline"))
+        for source, name in plan:
+            database_url = stack.enter_context(postgres_db() if args.postgres else _none())
+            d, through, _ = stack.enter_context(
+                gateway(args.redis_url, database_url, args.workers, source, name))
+            direct = direct or d
+            gateways.append(through)
+        assert direct is not None
+        run(args, phases, direct, gateways)
+
+
+def rotated(targets: list[Target], i: int) -> list[Target]:
+    """The targets in turn, starting one further each round: none always goes first or last.
+
+    With a fixed order, the target called right after another one was measured slower (0.16
+    ms at p50 with the same code on both gateways).
+    """
+    k = i % len(targets)
+    return targets[k:] + targets[:k]
+
+
+def run(args: argparse.Namespace, phases: list[str], direct: Target, gateways: list[Target]
+        ) -> None:
+    """Every phase, each round calling every target once (``rotated``)."""
+    targets = [direct, *gateways]
+    print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; api workers: "
+          f"{args.workers or 'default'}; {args.requests} requests per target and phase; "
+          f"gateways: {', '.join(g.name for g in gateways)}", flush=True)
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+          flush=True)
+    with httpx.Client(timeout=60) as http:
+        for _ in range(20):  # warm-up: connections, caches, imports
+            for t in targets:
+                one(http, t), first_token(http, t)
+        if "sequential" in phases:
+            seq: dict[str, list[float]] = {t.name: [] for t in targets}
+            cpu = {g.name: cpu_seconds(g.pid) for g in gateways}
+            for i in range(args.requests):
+                for t in rotated(targets, i):
                     seq[t.name].append(one(http, t))
-            seq_cpu = (cpu_seconds(through.pid) - cpu) / args.requests
-            cpu = cpu_seconds(through.pid)
-            for _ in range(args.requests // 2):
-                for t in (direct, through):
+            for g in gateways:
+                paired("sequential", seq["direct"], seq[g.name], g.name)
+                used = (cpu_seconds(g.pid) - cpu[g.name]) / args.requests
+                print(f"sequential: {g.name} API CPU {used * 1000:.2f} ms per request",
+                      flush=True)
+        if "streaming" in phases:
+            ttft: dict[str, list[float]] = {t.name: [] for t in targets}
+            cpu = {g.name: cpu_seconds(g.pid) for g in gateways}
+            for i in range(args.requests // 2):
+                for t in rotated(targets, i):
                     ttft[t.name].append(first_token(http, t))
-            stream_cpu = (cpu_seconds(through.pid) - cpu) / (args.requests // 2)
-        paired("sequential", seq["direct"], seq["modelyard"])
-        print(f"sequential: API CPU {seq_cpu * 1000:.2f} ms per request", flush=True)
-        paired("stream TTFT", ttft["direct"], ttft["modelyard"])
-        print(f"streaming: API CPU {stream_cpu * 1000:.2f} ms per stream", flush=True)
-        conc: dict[str, list[float]] = {"direct": [], "modelyard": []}
-        rates: dict[str, list[float]] = {"direct": [], "modelyard": []}
-        failed = 0
-        conc_cpu = 0.0
-        for _ in range(args.rounds):
-            for t in (direct, through):
-                cpu = cpu_seconds(t.pid)
+            for g in gateways:
+                paired("stream TTFT", ttft["direct"], ttft[g.name], g.name)
+                used = (cpu_seconds(g.pid) - cpu[g.name]) / (args.requests // 2)
+                print(f"streaming: {g.name} API CPU {used * 1000:.2f} ms per stream",
+                      flush=True)
+    if "concurrent" in phases:
+        conc: dict[str, list[float]] = {t.name: [] for t in targets}
+        rates: dict[str, list[float]] = {t.name: [] for t in targets}
+        conc_cpu = dict.fromkeys(conc, 0.0)
+        failed = dict.fromkeys(conc, 0)
+        for i in range(args.rounds):
+            for t in rotated(targets, i):
+                cpu_before = cpu_seconds(t.pid)
                 wall, lat, bad = asyncio.run(burst(t, args.requests, args.clients))
-                conc_cpu += cpu_seconds(t.pid) - cpu
+                conc_cpu[t.name] += cpu_seconds(t.pid) - cpu_before
                 conc[t.name] += lat
                 rates[t.name].append(len(lat) / wall)
-                failed += bad
-        paired(f"{args.clients} clients", conc["direct"], conc["modelyard"])
-        print(f"{args.clients} clients: API CPU {conc_cpu * 1000 / len(conc['modelyard']):.2f} ms "
-              "per request", flush=True)
-        print(f"{args.clients} clients: requests/s direct {statistics.median(rates['direct']):.0f}"
-              f", through modelyard {statistics.median(rates['modelyard']):.0f} (median of "
-              f"{args.rounds} rounds); failed requests: {failed}", flush=True)
-        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-              flush=True)
+                failed[t.name] += bad
+        label = f"{args.clients} clients"
+        for g in gateways:
+            paired(label, conc["direct"], conc[g.name], g.name)
+            print(f"{label}: {g.name} API CPU "
+                  f"{conc_cpu[g.name] * 1000 / len(conc[g.name]):.2f} ms per request; "
+                  f"requests/s direct {statistics.median(rates['direct']):.0f}, through "
+                  f"{g.name} {statistics.median(rates[g.name]):.0f} (median of {args.rounds} "
+                  f"rounds); failed requests: {failed[g.name]}", flush=True)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
 
 @contextmanager

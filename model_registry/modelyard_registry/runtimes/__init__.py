@@ -58,6 +58,10 @@ class RuntimeFactory:
         self.egress = EgressPolicy(settings.egress_allow)
         self.replica_sets: dict[str, ReplicaSet] = {}  # per remote model: in flight, health
         self._replicas_lock = threading.Lock()
+        # The remote runtime built for an entry object, reused while the cached catalogue
+        # snapshot hands out that same object (building one per call showed in the chat
+        # path's profile, #15); a changed entry is a new object, a changed key a new runtime.
+        self._remote: dict[str, tuple[ModelEntry, str | None, OpenAICompatRuntime]] = {}
 
     def for_entry(self, entry: ModelEntry) -> Runtime:
         if entry.backend == Backend.llama_cpp:
@@ -74,7 +78,10 @@ class RuntimeFactory:
         if not entry.base_url or not entry.served_name:
             raise InvalidInput(f"model {entry.name!r} has no endpoint")
         api_key = read_secret(entry.api_key_env, self.settings.secret_env_allow)
-        return OpenAICompatRuntime(
+        cached = self._remote.get(entry.name)
+        if cached is not None and cached[0] is entry and cached[1] == api_key:
+            return cached[2]
+        runtime = OpenAICompatRuntime(
             name=entry.name,
             base_url=entry.base_url,
             served_name=entry.served_name,
@@ -88,6 +95,8 @@ class RuntimeFactory:
             client=self.http,
             egress=self.egress,
         )
+        self._remote[entry.name] = (entry, api_key, runtime)
+        return runtime
 
     def _replicas(self, name: str, urls: list[str], api_key: str | None) -> ReplicaSet:
         """The process's replica set of a remote model, kept across requests.

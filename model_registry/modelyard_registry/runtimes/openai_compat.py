@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 
 from ..egress import EgressPolicy
 from ..errors import BackendError, BackendTimeout, BackendUnreachable, InvalidInput
@@ -103,6 +104,10 @@ class OpenAICompatRuntime:
         self.backoff_s = backoff_s
         self.client = client or shared_client(16)
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # A call's request is built from parts made once here (``_request``).
+        self._request_headers = {**self.client.headers, "Content-Type": "application/json",
+                                 **self.headers}
+        self._timeouts = self.timeout.as_dict()
         self.replicas = replicas or ReplicaSet(
             name, [base_url], lambda url: check_health(url, api_key, connect_timeout_s))
 
@@ -154,6 +159,7 @@ class OpenAICompatRuntime:
         attempt = 0
         tried: set[str] = set()
         reached = False
+        payload = orjson.dumps(body)
         while True:
             failure: str
             replica = self.replicas.acquire(tried)
@@ -166,10 +172,7 @@ class OpenAICompatRuntime:
                     self.replicas.release(replica)
                     raise BackendError(f"{self.name}: {exc.message}") from None
             try:
-                request = self.client.build_request("POST", f"{base}/chat/completions",
-                                                    json=body, headers=self.headers,
-                                                    timeout=self.timeout)
-                response = self.client.send(request, stream=True)
+                response = self.client.send(self._request(base, payload), stream=True)
             except httpx.TimeoutException as exc:
                 self.replicas.release(replica)
                 log.warning("%s: no answer from %s", self.name, base)
@@ -224,6 +227,17 @@ class OpenAICompatRuntime:
             time.sleep(delay)
             attempt += 1
             tried = set()
+
+    def _request(self, base: str, payload: bytes) -> httpx.Request:
+        """The POST to one endpoint, as ``client.build_request(json=...)`` builds it, cheaper.
+
+        Same headers (the client's defaults, then ours) and timeouts; the body is the compact
+        JSON httpx writes, by orjson; nothing is merged or encoded twice per call (the
+        client's request building was a tenth of the backend call's CPU, #15), and no cookie
+        a backend set is sent back (the client is shared by every backend).
+        """
+        return httpx.Request("POST", f"{base}/chat/completions", content=payload,
+                             headers=self._request_headers, extensions={"timeout": self._timeouts})
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         body = self.body(request)
