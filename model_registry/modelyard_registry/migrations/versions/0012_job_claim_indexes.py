@@ -1,7 +1,8 @@
 """Job indexes: a claim and a backlog check cost index seeks, not a scan of the backlog.
 
-- ``ix_jobs_fresh`` (status, attempts, team_id, created_at, id): the teams with fresh queued
-  jobs (a loose index scan) and each team's oldest one (``jobs.fair``).
+- ``ix_jobs_fresh`` (status, attempts, team_id, created_at, id): the teams with fresh jobs (a
+  loose index scan) and each team's oldest one (``jobs.fair``, whose statements ask for this
+  index's order so no planner prefers walking ``ix_jobs_team_id`` through the history).
 - ``ix_jobs_team_status`` (team_id, status): a team's running count (fair share) and its
   queued + running count (the per-team cap at submission).
 - ``ix_jobs_team_started`` (team_id, started_at): when a team was last served (fair share).
