@@ -39,7 +39,6 @@ def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt =
     from modelyard_registry.db import get_engine
 
     from .api import create_app
-    from .api.coalesce import CoalescingHttpTools
 
     settings = get_settings()
     from .jobs.celery_app import broker_url
@@ -48,9 +47,8 @@ def api(host: HostOpt = "127.0.0.1", port: PortOpt = 8000, workers: WorkersOpt =
     n = workers or settings.api_workers
     # Forwarded headers are honoured only from MODELYARD_TRUSTED_PROXIES (the web package's
     # middleware), not from uvicorn's own default list.
-    # An answer's head and body leave in one write (``api/coalesce.py``).
     options = {"host": host, "port": port, "log_level": "info", "timeout_graceful_shutdown": 10,
-               "proxy_headers": False, "access_log": access_log, "http": CoalescingHttpTools}
+               "proxy_headers": False, "access_log": access_log}
     if n == 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
         return
