@@ -9,9 +9,11 @@ one Qwen2.5's chat template teaches (Hermes-style, also used by many other templ
 
 The grammar pins that frame byte for byte and constrains ``arguments`` by the function's JSON
 Schema (llama.cpp's converter, the same one ``response_format`` uses), so a call always parses
-and validates.  The same object without the tags is accepted too: Qwen2.5-Coder-0.5B, taught the
-tagged form by its own template, writes the bare object.  With ``tool_choice`` "auto" the grammar
-also allows a plain-text answer that starts with neither ``<`` nor ``{``: the first character
+and validates.  Two other frames Qwen2.5-Coder writes although its template teaches the tags are
+calls too: the bare object (the 0.5B rung) and the object in a Markdown JSON fence (the 1.5B
+rung writes ```` ```json ```` and pretty-printed JSON for every call; llama.cpp's own Hermes/Qwen
+handler accepts the same fences).  With ``tool_choice`` "auto" the grammar also allows a
+plain-text answer that starts with none of ``<``, ``{`` or a backtick: the first character
 decides which one the model chose, and text streams as it comes.  Only one call per turn (no
 parallel calls): a second call is where small models start to loop.
 
@@ -37,6 +39,8 @@ CALL_OPEN = '<tool_call>\n{"name": "'
 CALL_CLOSE = "}\n</tool_call>"
 BARE_OPEN = '{"name": "'
 BARE_CLOSE = "}"
+FENCE_OPENS = ("```json\n", "```\n")
+FENCE_CLOSE = "}\n```"
 ARGS_SEP = '", "arguments": '
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for function names
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -71,7 +75,9 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
         raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
     _strict_strings(conv)
     lit = conv._format_literal
-    frames = [f"{lit(CALL_OPEN)} call-body {lit(CALL_CLOSE)}"]
+    fences = " | ".join(lit(f) for f in FENCE_OPENS)
+    frames = [f"{lit(CALL_OPEN)} call-body {lit(CALL_CLOSE)}",
+              f"( {fences} ) {lit(BARE_OPEN)} call-body {lit(FENCE_CLOSE)}"]
     if bare_calls(choice, name, text_schema):
         frames.append(f"{lit(BARE_OPEN)} call-body {lit(BARE_CLOSE)}")
     rules = [conv.format_grammar(), f"call-body ::= {' | '.join(alternatives)}",
@@ -83,7 +89,7 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
             rules = [conv.format_grammar(), *rules[1:]]
         else:
             text = "text-answer"
-            rules.append('text-answer ::= [^<{] [^\\x00]*')
+            rules.append('text-answer ::= [^<{`] [^\\x00]*')
         rules.append(f"root ::= tool-call | {text}")
     else:
         rules.append("root ::= tool-call")
@@ -182,9 +188,9 @@ class ToolStreamParser:
     """Turns the sampled text into text pieces or one streamed tool call.
 
     The grammar fixes the frame, so the first character says which one it is (``<`` tagged,
-    ``{`` bare when ``bare`` calls are allowed, anything else text), and the parser only has to
-    find the name after the frame's opening and hold back the length of its closing until the
-    end.
+    ``{`` bare when ``bare`` calls are allowed, a backtick fenced, anything else text), and the
+    parser only has to find the name after the call object's opening (every frame holds
+    ``BARE_OPEN``) and hold back the length of its closing until the end.
     """
 
     def __init__(self, auto: bool, bare: bool = True,
@@ -192,7 +198,7 @@ class ToolStreamParser:
         self.mode = "undecided"
         self.auto = auto
         self.bare = bare
-        self.open, self.close = CALL_OPEN, CALL_CLOSE
+        self.close = CALL_CLOSE
         self.new_id = new_id
         self.buf = ""
         self.args_start: int | None = None
@@ -207,7 +213,9 @@ class ToolStreamParser:
             if not self.buf:
                 return []
             if self.bare and self.buf.startswith("{"):
-                self.open, self.close = BARE_OPEN, BARE_CLOSE
+                self.close = BARE_CLOSE
+            elif self.buf.startswith("`"):
+                self.close = FENCE_CLOSE
             elif self.auto and not self.buf.startswith("<"):  # the grammar's text answer
                 text, self.buf, self.mode = self.buf, "", "text"
                 return [Pieces(text)]
@@ -222,10 +230,12 @@ class ToolStreamParser:
     def _call(self, final: bool) -> list[Pieces | ToolCallDelta]:
         out: list[Pieces | ToolCallDelta] = []
         if self.args_start is None:
-            at = self.buf.find(ARGS_SEP, len(self.open))
+            opened = self.buf.find(BARE_OPEN)
+            at = self.buf.find(ARGS_SEP, opened + len(BARE_OPEN)) if opened >= 0 else -1
             if at < 0:
                 return out
-            out.append(ToolCallDelta(index=0, id=self.new_id(), name=self.buf[len(self.open):at]))
+            name = self.buf[opened + len(BARE_OPEN):at]
+            out.append(ToolCallDelta(index=0, id=self.new_id(), name=name))
             self.args_start = at + len(ARGS_SEP)
         end = len(self.buf) - len(self.close)
         if final:
