@@ -160,16 +160,17 @@ class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("team_id", "idempotency_key"),
-        # claim and backlog checks by index seeks (migration 0012, ``jobs.fair``)
+        # claim and backlog checks by index seeks (migration 0012, ``jobs.fair``); their
+        # leading columns also serve every lookup by status or by team
         Index("ix_jobs_fresh", "status", "attempts", "team_id", "created_at", "id"),
         Index("ix_jobs_team_status", "team_id", "status"),
         Index("ix_jobs_team_started", "team_id", "started_at"),
     )
 
     id: str = Field(primary_key=True, max_length=32)
-    team_id: int = Field(foreign_key="teams.id", index=True)
+    team_id: int = Field(foreign_key="teams.id")  # indexed by ix_jobs_team_status's lead
     product: str = Field(index=True)
-    status: JobStatus = Field(default=JobStatus.queued, index=True)
+    status: JobStatus = Field(default=JobStatus.queued)  # indexed by ix_jobs_fresh's lead
     input: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     progress: float = 0.0
