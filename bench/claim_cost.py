@@ -24,7 +24,7 @@ from modelyard_platform.auth import create_key
 from modelyard_platform.jobs import fair
 from modelyard_platform.models import Job, JobStatus
 from modelyard_registry.catalog import utcnow
-from modelyard_registry.db import session_scope
+from modelyard_registry.db import get_engine, session_scope
 from sqlalchemy import text
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -87,7 +87,6 @@ def main() -> None:
                 print(f"{teams:>6} {backlog:>8} {p50:>12.3f} {p99:>12.3f}")
             finally:
                 if args.postgres:
-                    from modelyard_registry.db import get_engine
                     get_engine(url).dispose()
                     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
