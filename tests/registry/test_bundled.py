@@ -8,6 +8,8 @@ The real ladder rungs are checked under the ``ladder`` marker (opt in: MODELYARD
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,60 @@ def test_parts_join_in_numeric_order_not_lexical(
     target = tmp_path / "joined.gguf"
     bundled.assemble(parts, target, model.sha256, None)
     assert target.read_bytes() == b"".join(chunks)
+
+
+def test_two_joins_of_one_model_at_once_both_leave_the_whole_file(tmp_path: Path) -> None:
+    """Two pulls into one home at once (a CLI pull beside ``yard up``) each write their own temp
+    file: neither truncates the other's, neither finds its temp file renamed away."""
+    parts = []
+    for number in range(3):
+        part = tmp_path / f"part{number}.bin"
+        part.write_bytes(bytes([number + 1]) * 4096)
+        parts.append(part)
+    whole = b"".join(p.read_bytes() for p in parts)
+    target = tmp_path / "models" / "joined.gguf"
+    target.parent.mkdir()
+    side_by_side = threading.Barrier(2, timeout=10)  # both joins are mid-copy at every block
+
+    def join() -> None:
+        bundled.assemble(parts, target, hashlib.sha256(whole).hexdigest(),
+                         lambda _n: side_by_side.wait())
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(join), pool.submit(join)]:
+            done.result()
+    assert target.read_bytes() == whole
+    assert sorted(p.name for p in target.parent.iterdir()) == ["joined.gguf"]  # no temp left
+
+
+def test_a_pull_waits_for_the_pull_in_progress(
+    fake_root: Path, session: Session, settings: Settings, smollm2_path: Path
+) -> None:
+    """While another pull installs or joins (it holds the pull lock), a second one waits instead
+    of reading slices pip is still writing."""
+    whole = smollm2_path.read_bytes()  # a real GGUF, so the pull registers it
+    chunks = [whole[: len(whole) // 2], whole[len(whole) // 2 :]]
+    _fake_parts(fake_root, chunks)
+    model = _model(b"".join(chunks), 2)
+    release = threading.Event()
+    holding = threading.Event()
+
+    def other_pull() -> None:
+        with bundled.pull_lock():
+            holding.set()
+            release.wait(10)
+
+    with ThreadPoolExecutor(2) as pool:
+        other = pool.submit(other_pull)
+        assert holding.wait(10)
+        ours = pool.submit(bundled.pull_model, session, settings, model)
+        with pytest.raises(TimeoutError):
+            ours.result(timeout=0.5)  # blocked on the lock, not joining
+        release.set()
+        other.result()
+        entry, created = ours.result(timeout=10)
+    assert created and entry.name == "fake-ladder"
+    assert (settings.models_dir / "fake-ladder.gguf").read_bytes() == b"".join(chunks)
 
 
 def test_tampered_part_is_refused_and_nothing_registered(
