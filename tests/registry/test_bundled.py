@@ -81,9 +81,11 @@ def test_two_joins_of_one_model_at_once_both_leave_the_whole_file(tmp_path: Path
     target.parent.mkdir()
     side_by_side = threading.Barrier(2, timeout=10)  # both joins are mid-copy at every block
 
+    def in_step(_copied: int) -> None:
+        side_by_side.wait()
+
     def join() -> None:
-        bundled.assemble(parts, target, hashlib.sha256(whole).hexdigest(),
-                         lambda _n: side_by_side.wait())
+        bundled.assemble(parts, target, hashlib.sha256(whole).hexdigest(), in_step)
 
     with ThreadPoolExecutor(2) as pool:
         for done in [pool.submit(join), pool.submit(join)]:
