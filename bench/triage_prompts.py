@@ -7,11 +7,13 @@ Both run the classify node's exact request (JSON-schema grammar over the label e
 temperature 0) on the first ``--items`` ticket-triage items of ``bench/data/products_gold.jsonl``,
 on every model named, interleaved item by item so machine-load swings hit both prompts alike.
 
-Prints, per model and prompt: category accuracy, urgency accuracy, the share of answers that
-were the first listed category, and seconds per item.
+Prints, per model and prompt: category accuracy with its 95% Wilson interval, urgency accuracy,
+the share of answers that were the first listed category, and seconds per item.  The category is
+decided by this node alone, so with ``--prompts product`` the figures are the product's category
+accuracy when every classify call goes to that model (``bench/products.py`` routed or pinned).
 
     MODELYARD_HOME=... .venv/bin/python bench/triage_prompts.py --items 20 \\
-        --models smollm2-135m,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b
+        --models smollm2-135m,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b [--prompts product]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from modelyard_agents.products.ticket_triage import (
 )
 from modelyard_registry.catalog import get_model
 from modelyard_registry.db import session_scope
+from modelyard_registry.evals.metrics import wilson_interval
 from modelyard_registry.runtimes import GenerationRequest, RuntimeFactory
 from modelyard_registry.settings import Settings
 
@@ -56,7 +59,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=20)
     parser.add_argument("--models", default="smollm2-135m,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b")
+    parser.add_argument("--prompts", default=",".join(PROMPTS),
+                        help="which prompts to run (default: both)")
     args = parser.parse_args()
+    prompts = {name: PROMPTS[name] for name in args.prompts.split(",")}
     items = [i for i in map(json.loads, GOLD.read_text().splitlines())
              if i["product"] == "ticket-triage"][: args.items]
     settings = Settings()
@@ -68,7 +74,7 @@ def main() -> None:
         for item in items:
             subject, body = item["input"]["subject"], item["input"]["body"]
             for model, runtime in runtimes.items():
-                for prompt, build in PROMPTS.items():
+                for prompt, build in prompts.items():
                     request = GenerationRequest(messages=build(subject, body), max_tokens=40,
                                                 json_schema=LABEL_SCHEMA, temperature=0.0)
                     started = time.perf_counter()
@@ -88,11 +94,13 @@ def main() -> None:
 def report(stats: dict[tuple[str, str], dict[str, float]], threads: int) -> None:
     n_items = int(max((s["n"] for s in stats.values()), default=0))
     print(f"ticket-triage classify node, first {n_items} gold items, {threads} llama.cpp threads")
-    print(f"{'model':<22}{'prompt':<10}{'category':>10}{'urgency':>10}{'1st label':>11}"
-          f"{'s/item':>8}")
+    print(f"{'model':<22}{'prompt':<10}{'category':>10}{'95% interval':>15}{'urgency':>10}"
+          f"{'1st label':>11}{'s/item':>8}")
     for (model, prompt), s in stats.items():
         n = s["n"]
-        print(f"{model:<22}{prompt:<10}{s['category'] / n:>10.2f}{s['urgency'] / n:>10.2f}"
+        low, high = wilson_interval(int(s["category"]), int(n))
+        print(f"{model:<22}{prompt:<10}{s['category'] / n:>10.2f}{f'[{low:.2f}, {high:.2f}]':>15}"
+              f"{s['urgency'] / n:>10.2f}"
               f"{s['first_label'] / n:>11.2f}{s['seconds'] / n:>8.1f}", flush=True)
 
 
