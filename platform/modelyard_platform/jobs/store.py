@@ -19,7 +19,17 @@ from modelyard_registry.catalog import utcnow
 from modelyard_registry.errors import Conflict, InvalidInput, NotFound
 from modelyard_registry.group_commit import GroupCommitter
 from modelyard_registry.scores import Call
-from sqlalchemy import Update, and_, bindparam, func, insert, or_, update
+from sqlalchemy import (
+    ColumnElement,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -181,12 +191,6 @@ def job_calls(session: Session, job_id: str) -> list[Call]:
     return list(session.exec(query))
 
 
-def _cost_of(job_id: str) -> Any:
-    """The job's cost as a subquery, so the UPDATE that ends a job sums its calls itself."""
-    return (select(func.coalesce(func.sum(Call.cost_usd), 0.0))
-            .where(col(Call.job_id) == job_id).scalar_subquery())
-
-
 def job_cost(session: Session, job_id: str) -> float:
     total = session.exec(
         select(func.coalesce(func.sum(Call.cost_usd), 0.0)).where(Call.job_id == job_id)
@@ -221,14 +225,15 @@ def _stage_event(session: Session, job_id: str, type_: str, data: dict[str, Any]
     return JobEvent(job_id=job_id, seq=int(seq), type=type_, data=data, created_at=created)
 
 
-def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any]) -> bool:
+def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any],
+         params: dict[str, Any] | None = None) -> bool:
     """End a job: the conditional UPDATE ``ending`` and its ``status`` event in ONE transaction.
 
     Committed apart, a reader between the two commits saw a finished job with no terminal event
     (an event stream ended without it), and a worker killed between them lost it for good.
     """
     for _ in range(5):
-        if session.execute(ending).rowcount != 1:  # type: ignore[attr-defined]
+        if session.execute(ending, params).rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
             return False
         _stage_event(session, job_id, "status", data)
@@ -253,7 +258,7 @@ def add_step_event(
     for _ in range(5):
         event = _stage_event(session, job_id, type_, data)
         if progress is not None:
-            session.execute(_raise_progress(job_id, progress))
+            session.execute(_RAISE_PROGRESS, _progress_params(job_id, progress))
         try:
             session.commit()
         except IntegrityError:
@@ -265,7 +270,7 @@ def add_step_event(
 
 def lease_state(session: Session, job_id: str) -> tuple[JobStatus, str | None] | None:
     """The job's status and lease owner as the database has them now (None: no such job)."""
-    row = session.exec(select(Job.status, Job.lease_owner).where(col(Job.id) == job_id)).first()
+    row = session.execute(_LEASE_STATE, {"job": job_id}).first()
     return None if row is None else (JobStatus(row[0]), row[1])
 
 
@@ -306,27 +311,13 @@ def claim_and_start(
     """
     for _ in range(5):
         now = utcnow()
-        job = session.execute(
-            update(Job)
-            .where(
-                col(Job.id) == job_id,
-                or_(
-                    col(Job.status) == JobStatus.queued,
-                    and_(col(Job.status) == JobStatus.running, col(Job.lease_expires_at) < now),
-                ),
-            )
-            .values(
-                status=JobStatus.running, lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_s),
-                attempts=col(Job.attempts) + 1,
-                started_at=func.coalesce(col(Job.started_at), now),
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        ).scalars().first()
-        if job is None:
+        row = session.execute(_CLAIM, {
+            "job": job_id, "now": now, "owner": owner,
+            "expires": now + timedelta(seconds=lease_s)}).first()
+        if row is None:
             session.rollback()
             return None
+        job = Job(**row._mapping)
         event = None
         if 0 < job.attempts <= max_attempts:
             event = _stage_event(session, job_id, "status",
@@ -338,6 +329,58 @@ def claim_and_start(
             continue
         return job, (event.seq if event is not None else None)
     raise RuntimeError(f"could not append an event to job {job_id}")
+
+
+# A job's own writes, one statement each built once on the table, the values as parameters: built
+# per call through the ORM (statement, cache key, the bulk UPDATE's session synchronisation),
+# they cost a worker more CPU than the database's work on short jobs (#15, py-spy).
+_JOBS = Job.__table__  # type: ignore[attr-defined]
+_RUNNING: ColumnElement[str] = literal_column(f"'{JobStatus.running.value}'")
+_CLAIM = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("job"),
+        or_(_JOBS.c.status == literal_column(f"'{JobStatus.queued.value}'"),
+            and_(_JOBS.c.status == _RUNNING,
+                 _JOBS.c.lease_expires_at < bindparam("now", type_=_JOBS.c.started_at.type))),
+    )
+    .values(
+        status=JobStatus.running, lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires", type_=_JOBS.c.lease_expires_at.type),
+        attempts=_JOBS.c.attempts + 1,
+        started_at=func.coalesce(_JOBS.c.started_at,
+                                 bindparam("now", type_=_JOBS.c.started_at.type)),
+    )
+    .returning(*_JOBS.c)
+)
+_LEASE_STATE = select(_JOBS.c.status, _JOBS.c.lease_owner).where(_JOBS.c.id == bindparam("job"))
+_RAISE_PROGRESS = (update(_JOBS)
+                   .where(_JOBS.c.id == bindparam("job"), _JOBS.c.progress < bindparam("below"))
+                   .values(progress=bindparam("to", type_=_JOBS.c.progress.type)))
+_FINISH: dict[tuple[JobStatus, bool, bool], Update] = {}
+
+
+def _finishing(status: JobStatus, with_result: bool, with_error: bool) -> Update:
+    """The conditional UPDATE that ends a job with ``status``; the job's cost summed inside it.
+
+    A missing result or error is a literal NULL: a NULL parameter of a JSON column is stored as
+    JSON ``null``.
+    """
+    calls = Call.__table__  # type: ignore[attr-defined]
+    cost = (select(func.coalesce(func.sum(calls.c.cost_usd), 0.0))
+            .where(calls.c.job_id == bindparam("job")).scalar_subquery())
+    values: dict[str, Any] = {
+        "status": status, "finished_at": bindparam("now", type_=_JOBS.c.finished_at.type),
+        "lease_owner": None, "lease_expires_at": None, "cost_usd": cost,
+        "result": bindparam("result", type_=_JOBS.c.result.type) if with_result else None,
+        "error": bindparam("error", type_=_JOBS.c.error.type) if with_error else None,
+    }
+    if status == JobStatus.succeeded:
+        values["progress"] = 1.0
+    return (update(_JOBS)
+            .where(_JOBS.c.id == bindparam("job"), _JOBS.c.lease_owner == bindparam("owner"),
+                   _JOBS.c.status == _RUNNING)
+            .values(**values))
 
 
 def renew(session: Session, job_id: str, owner: str, lease_s: float) -> bool:
@@ -362,20 +405,12 @@ def finish(
 ) -> bool:
     """Write the outcome once: only the lease holder of a still-running job may."""
     assert status in TERMINAL
-    values: dict[str, Any] = {
-        "status": status, "finished_at": utcnow(), "lease_owner": None,
-        "lease_expires_at": None, "cost_usd": _cost_of(job_id),
-        "result": result, "error": error,
-    }
-    if status == JobStatus.succeeded:
-        values["progress"] = 1.0
-    ending = (
-        update(Job)
-        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner,
-               col(Job.status) == JobStatus.running)
-        .values(**values)
-    )
-    return _end(session, ending, job_id, {"status": status.value, "error": error})
+    key = (status, result is not None, error is not None)
+    ending = _FINISH.get(key)
+    if ending is None:
+        ending = _FINISH[key] = _finishing(*key)
+    params = {"job": job_id, "owner": owner, "now": utcnow(), "result": result, "error": error}
+    return _end(session, ending, job_id, {"status": status.value, "error": error}, params)
 
 
 def requeue(session: Session, job_id: str, owner: str) -> bool:
@@ -397,14 +432,13 @@ def set_progress(session: Session, job_id: str, progress: float) -> None:
     A resumed job counts the nodes it finishes from zero again; a conditional update keeps the
     progress it had reached before its worker died.
     """
-    session.execute(_raise_progress(job_id, progress))
+    session.execute(_RAISE_PROGRESS, _progress_params(job_id, progress))
     session.commit()
 
 
-def _raise_progress(job_id: str, progress: float) -> Update:
+def _progress_params(job_id: str, progress: float) -> dict[str, Any]:
     value = max(0.0, min(progress, 1.0))
-    return update(Job).where(col(Job.id) == job_id, col(Job.progress) < value).values(
-        progress=value)
+    return {"job": job_id, "below": value, "to": value}
 
 
 def take_stale(session: Session, *, requeue_after_s: float) -> list[str]:
