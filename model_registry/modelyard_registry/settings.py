@@ -206,6 +206,11 @@ class Settings(BaseSettings):
         "another idle worker cannot take. Short jobs (echo-like, ~10 ms) go faster with 4: the "
         "next message is already there when a job ends."
     )
+    worker_turn_s: float = Field(
+        default=1.0, ge=0, description="A worker process runs queued jobs back to back on one "
+        "broker message while any wait, starting none after this many seconds (then it asks for "
+        "another turn); 0: one job per message."
+    )
     max_streams_per_key: int = Field(
         default=8, ge=0, description="Job event streams one key may hold open across every API "
         "process (counted in Redis; per process while Redis is down); one more is a 429 "

@@ -22,8 +22,9 @@ from sqlmodel import Session
 from ..budget import TeamBudgets
 from ..budget_cache import BudgetFreeTeams
 from ..jobs.batcher import Batcher
-from ..jobs.celery_app import enqueue_all, make_celery
+from ..jobs.celery_app import broker_url, make_celery, send_turn
 from ..jobs.events import EventBus
+from ..jobs.wake import Waker
 from ..keycache import KeyCache
 from ..metrics import Metrics
 from ..products import ProductLike, all_products
@@ -80,19 +81,30 @@ class Services:
         return make_celery(self.settings)
 
     def enqueue(self, job_id: str) -> None:
-        """Have a stored job's message sent to the workers, moments later, off the request.
+        """Have the workers woken for a stored job, moments later, off the request.
 
         The broker round trip was on every submission's path (#15).  The job row is committed
-        before this is called, so a message that is never sent (broker down, process killed)
-        loses nothing: the reconciler enqueues a job queued for ``requeue_after_s``.  Raises
-        at once when no broker is configured.
+        before this is called, so a wake-up that is never sent (broker down, process killed)
+        loses nothing: the reconciler enqueues a job queued for ``requeue_after_s``.  Jobs
+        queued together share one wake-up, and none is sent while one already waits for a
+        worker (``jobs.wake``): a worker's turn runs every queued job.  Raises at once when no
+        broker is configured.
         """
         self.outbox.put(job_id)
 
     @cached_property
-    def outbox(self) -> Batcher[str]:
+    def waker(self) -> Waker:
         celery = self.celery  # raises BrokerNotConfigured here, on the request, not later
-        return Batcher(lambda ids: enqueue_all(celery, ids), name="job-outbox")
+        return Waker(broker_url(self.settings), lambda: send_turn(celery))
+
+    @cached_property
+    def outbox(self) -> Batcher[str]:
+        waker = self.waker
+
+        def send(_jobs: list[str]) -> None:  # one wake-up for the jobs queued together
+            waker.wake()
+
+        return Batcher(send, name="job-outbox")
 
     @cached_property
     def runtimes(self) -> RuntimeFactory:
@@ -133,6 +145,8 @@ class Services:
             self.runtimes.close()
         if "outbox" in self.__dict__:
             self.outbox.close()
+        if "waker" in self.__dict__:
+            self.waker.close()
         if "celery" in self.__dict__:
             self.celery.close()
 

@@ -13,6 +13,7 @@ from modelyard_registry.settings import Settings
 from ..errors import BrokerNotConfigured
 
 RUN_JOB = "modelyard.run_job"
+RUN_TURN = "modelyard.run_turn"  # no job id: run the fairest queued jobs while any wait (``wake``)
 QUEUE = "modelyard"
 
 
@@ -44,12 +45,11 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def enqueue(app: Celery, job_id: str, countdown: float | None = None) -> None:
-    app.send_task(RUN_JOB, args=[job_id], queue=QUEUE, countdown=countdown)
+def enqueue(app: Celery, job_id: str, countdown: float | None = None, retries: int = 0) -> None:
+    """A message for one job (a retry, a job the reconciler found without a worker)."""
+    app.send_task(RUN_JOB, args=[job_id], queue=QUEUE, countdown=countdown, retries=retries)
 
 
-def enqueue_all(app: Celery, job_ids: list[str]) -> None:
-    """Send several jobs' messages on one producer (one connection checkout for the batch)."""
-    with app.producer_or_acquire() as producer:
-        for job_id in job_ids:
-            app.send_task(RUN_JOB, args=[job_id], queue=QUEUE, producer=producer)
+def send_turn(app: Celery) -> None:
+    """A message that has a worker run queued jobs, fairest first, while any wait."""
+    app.send_task(RUN_TURN, queue=QUEUE)

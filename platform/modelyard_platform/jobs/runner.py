@@ -56,7 +56,15 @@ class LeaseLost(JobCancelled):
 
 
 class Transient(Exception):
-    """A failure worth retrying later (backend down, database busy)."""
+    """A failure worth retrying later (backend down, database busy); ``job_id`` was requeued.
+
+    The job is named because a turn may have run another job than its message's (fair share,
+    or a turn that runs several), and the retry's message must be that job's own.
+    """
+
+    def __init__(self, message: str, job_id: str = "") -> None:
+        super().__init__(message)
+        self.job_id = job_id
 
 
 @dataclass
@@ -65,6 +73,9 @@ class JobContext(RunContext):
 
     steps: tuple[str, ...] = ()
     finished: set[str] = field(default_factory=set)
+
+
+IDLE = "not claimable (finished, cancelled, or held by a live worker)"
 
 
 def owner_id() -> str:
@@ -97,16 +108,17 @@ class JobRunner:
         self.products = products
         self.leases = LeaseKeeper(sessions, settings.job_lease_s)
 
-    def run(self, job_id: str, *, retries: int = 0) -> str:
+    def run(self, job_id: str | None, *, retries: int = 0) -> str:
         """Run the job if this worker can claim it; returns what happened (for logs and tests).
 
+        ``job_id`` None: the fairest fresh queued job (a turn's next job), ``IDLE`` if none.
         Raises ``Transient`` when the job was given back to the queue for a later retry.
         """
         owner = owner_id()
         with self.sessions() as session:
             claimed = self._claim(session, job_id, owner, retries)
             if claimed is None:
-                return "not claimable (finished, cancelled, or held by a live worker)"
+                return IDLE
             job, running_seq = claimed
             if job.attempts > self.settings.job_max_attempts:
                 store.finish(session, job.id, owner, JobStatus.failed, error=error_detail(
@@ -122,7 +134,7 @@ class JobRunner:
         with self.leases.hold(job.id, owner), fenced:
             return self._execute(job, owner, retries)
 
-    def _claim(self, session: Session, job_id: str, owner: str, retries: int
+    def _claim(self, session: Session, job_id: str | None, owner: str, retries: int
                ) -> tuple[Job, int | None] | None:
         """Claim the job this message is a turn for: its own, or the fairest queued one.
 
@@ -131,7 +143,7 @@ class JobRunner:
         loser tries the next one.
         """
         lease_s, most = self.settings.job_lease_s, self.settings.job_max_attempts
-        if retries > 0 or fair.own_turn(session, job_id):
+        if job_id is not None and (retries > 0 or fair.own_turn(session, job_id)):
             claimed = store.claim_and_start(session, job_id, owner, lease_s, max_attempts=most)
             if claimed is not None or retries > 0:
                 return claimed
@@ -145,7 +157,7 @@ class JobRunner:
                 claimed = store.claim_and_start(session, candidate, owner, lease_s,
                                                 max_attempts=most)
                 if claimed is not None:
-                    if candidate != job_id:
+                    if job_id is not None and candidate != job_id:
                         log.info("message for job %s runs job %s (fair share)", job_id, candidate)
                     return claimed
         return None
@@ -179,7 +191,7 @@ class JobRunner:
         else:
             retry = is_transient(exc) and retries < self.settings.job_max_retries
             if retry and self._requeue(job, owner, exc, retries):
-                raise Transient(str(exc)) from exc
+                raise Transient(str(exc), job.id) from exc
             if not isinstance(exc, ModelyardError | ValidationError):
                 log.exception("job %s failed", job.id)
             body = job_error(exc)

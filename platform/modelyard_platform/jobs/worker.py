@@ -1,4 +1,4 @@
-"""The worker process: the ``run_job`` task, per-process resources, and the reconciler thread.
+"""The worker process: the ``run_job`` and ``run_turn`` tasks, per-process resources, reconciler.
 
 Each worker child builds its own engine, runtimes (loaded models) and event bus after the fork;
 the main process runs the reconciler, which re-enqueues jobs no worker is working on (queued
@@ -25,11 +25,13 @@ from modelyard_registry.settings import Settings
 from ..budget import TeamBudgets
 from ..products import all_products
 from . import store
-from .celery_app import RUN_JOB, enqueue, make_celery
+from .celery_app import RUN_JOB, RUN_TURN, enqueue, make_celery, send_turn
 from .events import EventBus
 from .fence import LeaseFence
 from .retrain import Retrainer
-from .runner import JobRunner, Transient
+from .runner import JobRunner
+from .turn import Turn
+from .wake import Waker
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,11 @@ def build_runner(settings: Settings) -> JobRunner:
     cascade = Cascade(sessions, settings, RuntimeFactory(settings), budget=budgets, fence=fence)
     return JobRunner(settings, sessions, cascade, EventBus(settings.redis_url), all_products(),
                      fence)
+
+
+def retry(app: Celery, job_id: str, retries: int) -> None:
+    """The delayed message of a job requeued after a transient failure (backoff 2, 4, 8 s ...)."""
+    enqueue(app, job_id, countdown=2 ** (retries + 1), retries=retries + 1)
 
 
 def reconcile_once(app: Celery, settings: Settings) -> list[str]:
@@ -94,21 +101,33 @@ class Reconciler:
 
 def make_worker_app(settings: Settings) -> Celery:
     app = make_celery(settings)
-    state: dict[str, JobRunner] = {}
+    state: dict[str, tuple[Turn, Waker]] = {}
 
-    def runner() -> JobRunner:
-        if "runner" not in state:  # built lazily in the child that runs the task
-            state["runner"] = build_runner(settings)
-        return state["runner"]
+    def turn() -> tuple[Turn, Waker]:
+        if "turn" not in state:  # built lazily in the child that runs the task
+            waker = Waker(settings.redis_url or "", lambda: send_turn(app))
+            state["turn"] = (Turn(build_runner(settings), settings.worker_turn_s, waker.wake,
+                                  lambda job_id, retries: retry(app, job_id, retries)), waker)
+        return state["turn"]
 
-    @app.task(name=RUN_JOB, bind=True, max_retries=settings.job_max_retries)  # type: ignore[untyped-decorator]
+    @app.task(name=RUN_JOB, bind=True)  # type: ignore[untyped-decorator]
     def run_job(self: Task, job_id: str) -> str:
+        """A job's own message (a retry, the reconciler's), then more queued jobs."""
+        outcomes = turn()[0].take(job_id, self.request.retries)
+        log.info("job %s: %s", job_id, "; ".join(outcomes))
+        return outcomes[0]
+
+    @app.task(name=RUN_TURN)  # type: ignore[untyped-decorator]
+    def run_turn() -> str:
+        """A wake-up (``wake``): run the queued jobs, fairest first, while any wait."""
+        runs, waker = turn()
         try:
-            outcome = runner().run(job_id, retries=self.request.retries)
-        except Transient as exc:
-            raise self.retry(countdown=2 ** (self.request.retries + 1), exc=exc) from exc
-        log.info("job %s: %s", job_id, outcome)
-        return outcome
+            waker.taken()  # before the first look at the queue: a later job sends a new one
+        except Exception as exc:  # Redis blip: the key expires by itself
+            log.warning("could not clear the wake-up key: %s", exc)
+        outcomes = runs.take()
+        log.info("turn: %d job(s)", sum(1 for o in outcomes if o == "succeeded"))
+        return f"{len(outcomes)} run(s)"
 
     reconciler = Reconciler(app, settings)
     retrainer = Retrainer(settings)
