@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     n_threads: int = Field(default_factory=default_threads)
     n_gpu_layers: int = Field(default=-1, description="-1 offloads all layers when supported.")
     n_ctx: int = Field(default=4096, description="Context window per loaded model (capped).")
+    local_cpu_slots: int | None = Field(
+        default=None, ge=0,
+        description="Local generations that may compute at once on this machine's CPU, across "
+        "all processes (runtimes/cpu_slots.py); unset: cores // n_threads, at least 1; 0: no "
+        "limit. llama.cpp's spinning threads slow down many-fold when oversubscribed.",
+    )
+    local_cpu_wait_s: float = Field(
+        default=60.0, ge=0,
+        description="Longest a generation waits for a CPU slot before it runs anyway.",
+    )
     runner_memory_headroom_mb: int = Field(
         default=4096, ge=0,
         description="Address space a llama.cpp runner may use beyond its model's RAM estimate "

@@ -19,6 +19,7 @@ from .base import (
     drain,
     join_tool_calls,
 )
+from .cpu_slots import auto_slots
 from .llama_cpp import LlamaCppRuntime, LlamaPool
 from .openai_compat import OpenAICompatRuntime, check_health, shared_client
 from .replicas import ReplicaSet, ReplicaState
@@ -53,6 +54,9 @@ class RuntimeFactory:
             n_gpu_layers=settings.n_gpu_layers,
             n_ctx=settings.n_ctx,
             memory_headroom_bytes=settings.runner_memory_headroom_mb * 2**20,
+            cpu_slots=(auto_slots(settings.n_threads) if settings.local_cpu_slots is None
+                       else settings.local_cpu_slots),
+            cpu_wait_s=settings.local_cpu_wait_s,
         )
         self.http = shared_client()  # one keep-alive pool for every remote model
         self.egress = EgressPolicy(settings.egress_allow)

@@ -57,6 +57,8 @@ class LlamaPool:
         n_ctx: int,
         memory_headroom_bytes: int = 1536 * 2**20,
         stall_timeout_s: float = 600.0,
+        cpu_slots: int = 0,
+        cpu_wait_s: float = 60.0,
     ) -> None:
         self.ram_budget_bytes = ram_budget_bytes
         self.n_threads = n_threads
@@ -64,6 +66,9 @@ class LlamaPool:
         self.n_ctx = n_ctx
         self.memory_headroom_bytes = memory_headroom_bytes
         self.stall_timeout_s = stall_timeout_s
+        self.cpu_slots = cpu_slots
+        # A runner waiting for a CPU slot sends nothing: it must not look stalled.
+        self.cpu_wait_s = min(cpu_wait_s, stall_timeout_s / 2)
         self._runners: OrderedDict[str, RunnerProcess] = OrderedDict()
         self._lock = threading.Lock()
         self._socket_dir: str | None = None
@@ -131,6 +136,8 @@ class LlamaPool:
             n_gpu_layers=self.n_gpu_layers,
             address_space_bytes=limit,
             stall_timeout_s=self.stall_timeout_s,
+            cpu_slots=self.cpu_slots,
+            cpu_wait_s=self.cpu_wait_s,
         )
 
     def _socket_path(self) -> str:

@@ -30,6 +30,7 @@ from llama_cpp import Llama, StoppingCriteriaList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
+from .cpu_slots import cpu_slot
 from .runner_wire import REPEAT_PENALTY, Counted, Done, Failed, Generate, Pieces, Tokenize
 from .tool_calls import (
     ToolStreamParser,
@@ -60,8 +61,12 @@ def _limit_address_space(limit_bytes: int) -> None:
 class Model:
     """The loaded ``Llama`` with its chat template; ``generate`` is serialised by ``lock``."""
 
-    def __init__(self, path: str, n_ctx: int, n_threads: int, n_gpu_layers: int) -> None:
+    def __init__(self, path: str, n_ctx: int, n_threads: int, n_gpu_layers: int, *,
+                 cpu_slots: int = 0, cpu_wait_s: float = 60.0) -> None:
         offload = n_gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0
+        # A generation computing on the CPU takes one of the machine's slots (cpu_slots.py).
+        self.cpu_slots = cpu_slots if offload == 0 else 0
+        self.cpu_wait_s = cpu_wait_s
         self.llama = LogprobLlama(model_path=path, n_ctx=n_ctx, n_threads=n_threads,
                                    n_gpu_layers=offload, verbose=False)
         self.lock = threading.Lock()
@@ -119,8 +124,9 @@ class Model:
                 kwargs["stop"] += [s for s in extra if s]
             llama.logprob_sink = [] if request.logprobs else None
             try:
-                finish = _stream(llama.create_completion(prompt=prompt, **kwargs), conn, watch,
-                                 parser)
+                with cpu_slot(self.cpu_slots, self.cpu_wait_s):
+                    finish = _stream(llama.create_completion(prompt=prompt, **kwargs), conn,
+                                     watch, parser)
             finally:
                 sink, llama.logprob_sink = llama.logprob_sink, None
             if watch.cancelled:
@@ -252,12 +258,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--gpu-layers", type=int, default=0)
     parser.add_argument("--address-space-bytes", type=int, default=0)
+    parser.add_argument("--cpu-slots", type=int, default=0)
+    parser.add_argument("--cpu-wait-s", type=float, default=60.0)
     args = parser.parse_args(argv)
     threading.Thread(target=_lifeline, daemon=True).start()
     if not (args.gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload()):
         _limit_address_space(args.address_space_bytes)  # GPU drivers reserve huge ranges
     try:
-        model = Model(args.model, args.n_ctx, args.threads, args.gpu_layers)
+        model = Model(args.model, args.n_ctx, args.threads, args.gpu_layers,
+                      cpu_slots=args.cpu_slots, cpu_wait_s=args.cpu_wait_s)
         listener = Listener(args.socket, family="AF_UNIX")
     except Exception as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)

@@ -39,6 +39,8 @@ class RunnerConfig:
     address_space_bytes: int
     start_timeout_s: float = 120.0
     stall_timeout_s: float = 600.0
+    cpu_slots: int = 0  # machine-wide CPU slots (cpu_slots.py); 0: no limit
+    cpu_wait_s: float = 60.0
 
 
 class RunnerProcess:
@@ -71,6 +73,7 @@ class RunnerProcess:
             "--model", c.model_path, "--socket", self.socket_path, "--n-ctx", str(c.n_ctx),
             "--threads", str(c.n_threads), "--gpu-layers", str(c.n_gpu_layers),
             "--address-space-bytes", str(c.address_space_bytes),
+            "--cpu-slots", str(c.cpu_slots), "--cpu-wait-s", str(c.cpu_wait_s),
         ]
         # Bounded malloc arenas keep the address space (RLIMIT_AS counts reservations) near the
         # memory actually used; a new session keeps a terminal's Ctrl-C for the parent to handle.
