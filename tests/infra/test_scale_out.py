@@ -110,10 +110,10 @@ def test_two_workers_drain_one_queue_exactly_once_and_survive_a_kill(
             assert response.status_code == 202, response.text
             ids.append(response.json()["id"])
 
-    # Queue depth is the length of the Redis list named after the Celery queue: what the
-    # dashboard (redis_exporter) and a KEDA ScaledObject watch.
+    # The Celery list holds wake-ups, not a message per job (#15): one is sent only while none
+    # waits (or its mark expired), and a worker's turn runs every queued job.
     broker = redis.Redis.from_url(redis_url)
-    assert broker.llen(QUEUE) == N_JOBS
+    assert 1 <= broker.llen(QUEUE) < N_JOBS // 4
     broker.close()
 
     doomed, survivor = stack.start_worker(), stack.start_worker()
