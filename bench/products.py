@@ -29,15 +29,22 @@ the job's ``Call.cost_usd`` rows, which the cascade writes for every attempt, es
 failed jobs included) and the product's one quality metric:
 
 * ticket-triage: category accuracy against the gold label (urgency accuracy shown beside);
-* doc-summary: share of the gold key facts covered by summary + key points (the eval suites'
-  ``fact_covered``: >= 2/3 of a fact's content words present);
+* doc-summary: ``score_doc_summary`` (evals/metrics.py), over units (the summary's sentences and
+  the key points): key-fact coverage of summary + key points (``fact_covered`` at exactly 2/3
+  of a fact's content words, "%" read as "percent") x faithfulness (share of units the document
+  backs: all their numbers and mid-sentence capitalised words, and at least half their content
+  words, occur in it) x novelty (share of units not repeating an earlier unit of their part) x
+  brevity (``min(1, budget / summary words)``, budget = the smaller of ``target_words`` and half
+  the document).  The eval suites' coverage (``score_summarize``, the metric before) is shown
+  beside: alone it rewarded copying, padding and repetition and ignored invented facts;
 * extract: share of gold fields whose value matches (the eval suites' ``score_extract``).
 
-A job that raises scores 0 and still counts its billed calls.
+A job that raises scores 0 and still counts its billed calls.  ``--from-dump`` scores every
+job's output again with today's metrics.
 
     .venv/bin/python bench/products.py [--items 4] [--eval-limit 10] [--quick]
         [--models-dir DIR] [--products ticket-triage] [--modes routed,largest,smallest,middle]
-        [--dump jobs.jsonl]
+        [--dump jobs.jsonl] [--from-dump jobs.jsonl]
 """
 
 from __future__ import annotations
@@ -61,7 +68,11 @@ from modelyard_agents.contract import RunContext
 from modelyard_agents.registry import PRODUCTS
 from modelyard_registry import bundled
 from modelyard_registry.db import session_scope
-from modelyard_registry.evals.metrics import score_extract, score_summarize
+from modelyard_registry.evals.metrics import (
+    score_doc_summary,
+    score_extract,
+    score_summarize,
+)
 from modelyard_registry.evals.runner import evaluate_model
 from modelyard_registry.local_models import register_gguf
 from modelyard_registry.routing.candidates import MachineLimits
@@ -86,7 +97,7 @@ PINS = {"largest": LADDER[-1], "middle": LADDER[1], "smallest": LADDER[0]}  # mo
 console = Console(width=200)
 
 
-def load_gold(limit: int) -> dict[str, list[dict[str, Any]]]:
+def load_gold(limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
     gold: dict[str, list[dict[str, Any]]] = {p: [] for p in PRODUCT_ORDER}
     with GOLD.open(encoding="utf-8") as f:
         for line in f:
@@ -96,8 +107,9 @@ def load_gold(limit: int) -> dict[str, list[dict[str, Any]]]:
     return {p: rows[:limit] for p, rows in gold.items()}
 
 
-def quality(product: str, output: dict[str, Any] | None, gold: dict[str, Any]) -> dict[str, float]:
-    """Per-job quality figures (0 for a job that failed)."""
+def quality(product: str, output: dict[str, Any] | None, item: dict[str, Any]) -> dict[str, float]:
+    """Per-job quality figures (0 for a job that failed); ``quality`` is the product's metric."""
+    gold = item["gold"]
     if product == "ticket-triage":
         if output is None:
             return {"category": 0.0, "urgency": 0.0, "quality": 0.0}
@@ -106,9 +118,13 @@ def quality(product: str, output: dict[str, Any] | None, gold: dict[str, Any]) -
         return {"category": cat, "urgency": urg, "quality": cat}
     if product == "doc-summary":
         if output is None:
-            return {"quality": 0.0}
+            return {"coverage": 0.0, "quality": 0.0}
         text = output["summary"] + "\n" + "\n".join(output["key_points"])
-        return {"quality": score_summarize(text, {"key_facts": gold["key_facts"]})}
+        score = score_doc_summary(output["summary"], output["key_points"], item["input"]["text"],
+                                  gold["key_facts"], item["input"]["target_words"])
+        return {"coverage": score_summarize(text, {"key_facts": gold["key_facts"]}),
+                "quality": score.value, "faithfulness": score.faithfulness,
+                "novelty": score.novelty, "brevity": score.brevity}
     if output is None:
         return {"quality": 0.0}
     return {"quality": score_extract(json.dumps(output["data"]), {"gold": gold})}
@@ -126,7 +142,9 @@ class ModeResult:
     trace_mismatch: int = 0
 
     def mean(self, key: str) -> float:
-        return sum(s[key] for s in self.scores) / len(self.scores) if self.scores else 0.0
+        """Mean over the jobs that have the figure (a failed job has no faithfulness, ...)."""
+        values = [s[key] for s in self.scores if key in s]
+        return sum(values) / len(values) if values else 0.0
 
 
 def job_calls(url: str, job_id: str) -> list[Call]:
@@ -158,7 +176,7 @@ def run_job(
     if output is not None:
         traced = sum(e["cost_usd"] for e in output["trace"])
         result.trace_mismatch += abs(traced - cost) > 1e-9 + 1e-6 * cost
-    scores = quality(product, output, item["gold"])
+    scores = quality(product, output, item)
     result.scores.append(scores)
     result.records.append({
         "product": product, "mode": mode, "id": item["id"], "latency_s": result.latencies[-1],
@@ -239,8 +257,12 @@ def report(results: dict[tuple[str, str], ModeResult], pins: dict[str, str]) -> 
             if r is None or not r.latencies:
                 continue
             n = len(r.latencies)
-            detail = {"doc-summary": "key-fact coverage", "extract": "field exact-match"}.get(
-                product) or f"category (urgency {r.mean('urgency'):.2f})"
+            detail = {
+                "ticket-triage": f"category (urgency {r.mean('urgency'):.2f})",
+                "doc-summary": f"old coverage {r.mean('coverage'):.2f}; answers: faithful "
+                f"{r.mean('faithfulness'):.2f} novel {r.mean('novelty'):.2f} brief "
+                f"{r.mean('brevity'):.2f}",
+                "extract": "field exact-match"}[product]
             table.add_row(
                 product, mode, f"{n - len(r.failures)}/{n}",
                 f"{p50(r.latencies):.2f}", f"{1000 * sum(r.costs) / n:.4f}",
@@ -267,8 +289,13 @@ def ratios(results: dict[tuple[str, str], ModeResult]) -> list[str]:
 
 
 def from_dump(path: Path) -> None:
-    """Print the tables from a ``--dump`` file, e.g. of a run cut short (whole items only)."""
+    """Print the tables from a ``--dump`` file, e.g. of a run cut short (whole items only).
+
+    Quality is scored again from each job's output and its gold item, so a dump written before a
+    metric changed reads with today's metrics.
+    """
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    items = {(p, item["id"]): item for p, rows in load_gold().items() for item in rows}
     per_item = Counter((r["product"], r["id"]) for r in records)
     n_modes = len({r["mode"] for r in records})
     results: dict[tuple[str, str], ModeResult] = {}
@@ -278,14 +305,15 @@ def from_dump(path: Path) -> None:
         result = results.setdefault((r["product"], r["mode"]), ModeResult())
         result.latencies.append(r["latency_s"])
         result.costs.append(r["cost_usd"])
-        result.scores.append({k: r[k] for k in ("quality", "category", "urgency") if k in r})
+        item = items[(r["product"], r["id"])]
+        result.scores.append(quality(r["product"], r["output"] or None, item))
         if not r["output"]:
             result.failures.append(str(r["id"]))
         result.calls.update(c[1] for c in r["calls"])
         result.escalations += sum(c[2] != "accepted" for c in r["calls"])
-    items = {p: sum(1 for (q, _), k in per_item.items() if q == p and k >= n_modes)
-             for p in PRODUCT_ORDER}
-    console.print(f"{path}: items per mode " + ", ".join(f"{p} {n}" for p, n in items.items()
+    counts = {p: sum(1 for (q, _), k in per_item.items() if q == p and k >= n_modes)
+              for p in PRODUCT_ORDER}
+    console.print(f"{path}: items per mode " + ", ".join(f"{p} {n}" for p, n in counts.items()
                                                          if n))
     console.print(report(results, PINS))
     console.print("\n".join(ratios(results)))

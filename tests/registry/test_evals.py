@@ -13,11 +13,13 @@ from modelyard_registry.cli.app import app
 from modelyard_registry.evals import SUITE_KINDS, evaluate_model, load_suite
 from modelyard_registry.evals.metrics import (
     bootstrap_interval,
+    checkable_terms,
     content_tokens,
     fact_covered,
     qa_match,
     rouge_l_f1,
     score_classify,
+    score_doc_summary,
     score_extract,
     score_qa,
     score_summarize,
@@ -121,6 +123,60 @@ def test_key_facts_and_rouge() -> None:
     assert not fact_covered("store credit only", summary)
     assert rouge_l_f1("the cat sat on the mat", "the cat sat on the mat") == pytest.approx(1.0)
     assert 0 < rouge_l_f1("a cat sat", "the cat sat on the mat") < 1
+
+
+LIBRARY = (
+    "The town of Marlow Bridge opened its new public library on 12 September after two years of "
+    "construction. The building cost 4.2 million euros, most of it paid by a regional culture "
+    "grant.\n\nThe library holds 38,000 books and has a children's floor with a reading garden. It "
+    "is open seven days a week, and on Sundays it runs free coding classes for teenagers.\n\nThe "
+    "mayor said the old library, which flooded twice in the last decade, will be turned into a "
+    "community kitchen."
+)
+LIBRARY_FACTS = ["library opened 12 September", "cost 4.2 million euros", "38,000 books",
+                 "free coding classes"]
+LIBRARY_SUMMARY = ("Marlow Bridge's new library opened on 12 September. It cost 4.2 million euros, "
+                   "holds 38000 books and offers free coding classes.")
+LIBRARY_POINTS = ["Library opened 12 September", "Cost 4.2 million euros", "38,000 books",
+                  "Free Sunday coding classes"]
+
+
+def doc_summary(summary: str, points: list[str]) -> float:
+    return score_doc_summary(summary, points, LIBRARY, LIBRARY_FACTS, target_words=80).value
+
+
+def test_doc_summary_rewards_a_faithful_brief_summary() -> None:
+    score = score_doc_summary(LIBRARY_SUMMARY, LIBRARY_POINTS, LIBRARY, LIBRARY_FACTS, 80)
+    assert (score.coverage, score.faithfulness, score.novelty, score.brevity) == (1, 1, 1, 1)
+    assert doc_summary("", []) == 0.0
+    assert doc_summary("The library is nice.", ["It is new."]) == 0.0  # no key fact
+
+
+def test_doc_summary_penalises_what_the_document_does_not_say() -> None:
+    faithful = doc_summary(LIBRARY_SUMMARY, LIBRARY_POINTS)
+    invented_figure = doc_summary(LIBRARY_SUMMARY + " It employs 45 librarians.", LIBRARY_POINTS)
+    invented_name = doc_summary(LIBRARY_SUMMARY, [*LIBRARY_POINTS, "Opened by mayor Anna Berg"])
+    invented_claim = doc_summary(LIBRARY_SUMMARY, [
+        *LIBRARY_POINTS, "The council plans to expand it with a swimming pool next year"])
+    assert max(invented_figure, invented_name, invented_claim) < faithful
+    paraphrase = "Open 7 days, with free Sunday coding classes for teenagers"
+    assert doc_summary(LIBRARY_SUMMARY, [*LIBRARY_POINTS, paraphrase]) == faithful
+    # terms a summary may rephrase or capitalise freely are not checked
+    assert checkable_terms("Overall, the library holds 38,000 books.") == ({"38000"}, set())
+
+
+def test_doc_summary_penalises_repeats_and_copying() -> None:
+    faithful = doc_summary(LIBRARY_SUMMARY, LIBRARY_POINTS)
+    assert doc_summary(LIBRARY_SUMMARY, LIBRARY_POINTS + LIBRARY_POINTS[:2]) < faithful
+    repeated = LIBRARY_SUMMARY + " The new library opened on 12 September."
+    assert doc_summary(repeated, LIBRARY_POINTS) < faithful
+    pasted = score_doc_summary(LIBRARY, LIBRARY_POINTS, LIBRARY, LIBRARY_FACTS, 80)
+    assert pasted.coverage == 1.0 and pasted.value < faithful  # the document pasted back
+    padded = score_doc_summary(
+        LIBRARY_SUMMARY + " It has a children's floor with a reading garden and is open seven "
+        "days a week. The old library, which flooded twice in the last decade, will become a "
+        "community kitchen.", LIBRARY_POINTS, LIBRARY, LIBRARY_FACTS, 80)
+    assert padded.faithfulness == padded.novelty == 1.0 and padded.value < faithful
 
 
 def test_prompts_use_schemas_and_suit_the_model() -> None:
