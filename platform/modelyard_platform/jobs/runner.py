@@ -107,6 +107,8 @@ class JobRunner:
         self.bus = bus
         self.products = products
         self.leases = LeaseKeeper(sessions, settings.job_lease_s)
+        # Called when a fair-share claim leaves more fresh jobs queued (``turn`` wakes a worker).
+        self.others_wait: Callable[[], None] = lambda: None
 
     def run(self, job_id: str | None, *, retries: int = 0) -> str:
         """Run the job if this worker can claim it; returns what happened (for logs and tests).
@@ -153,10 +155,12 @@ class JobRunner:
             candidates = fair.fair_candidates(session)
             if not candidates:
                 return None
-            for candidate in candidates:
+            for n, candidate in enumerate(candidates, 1):
                 claimed = store.claim_and_start(session, candidate, owner, lease_s,
                                                 max_attempts=most)
                 if claimed is not None:
+                    if n < len(candidates):
+                        self.others_wait()
                     if job_id is not None and candidate != job_id:
                         log.info("message for job %s runs job %s (fair share)", job_id, candidate)
                     return claimed

@@ -15,11 +15,14 @@ only, so a turn's later job has Celery's time limits less what the turn already 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .runner import IDLE, JobRunner, Transient
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +33,22 @@ class Turn:
     """Ask for another turn (one is sent unless one already waits, ``wake.Waker``)."""
     retry: Callable[[str, int], None]
     """Send a requeued job's own delayed message: ``(job id, retries it had)``."""
+
+    def __post_init__(self) -> None:
+        self.runner.others_wait = self.ask_for_help
+
+    def ask_for_help(self) -> None:
+        """Have another worker woken (unless a wake-up already waits) while jobs still wait.
+
+        Called as a job is claimed and more wait: a turn runs its jobs one after another, so
+        jobs submitted together would otherwise queue behind a long one while other worker
+        processes sit idle, or behind a worker frozen mid-turn until the reconciler's round.
+        Under a burst it costs a failed ``SET NX``: a wake-up already waits.
+        """
+        try:
+            self.wake()
+        except Exception as exc:  # Redis or the broker away: the reconciler still covers
+            log.warning("could not wake another worker: %s", exc)
 
     def take(self, job_id: str | None = None, retries: int = 0) -> list[str]:
         """Run ``job_id``'s turn (None: the fairest queued job's), then more; the outcomes.
@@ -51,7 +70,7 @@ class Turn:
             if outcome == IDLE:
                 return outcomes
             if time.monotonic() >= deadline:
-                self.wake()
+                self.ask_for_help()
                 return outcomes
             job_id, retries = None, 0
 
