@@ -1,6 +1,7 @@
 """The built-in eval suites: one JSONL file per task kind, shipped as package data.
 
-A suite's version is a hash of its file, so editing an item gives new Scores instead of silently
+A suite's version is a hash of its file (and of its metric's revision, ``METRIC_REVISIONS``), so
+editing an item or the grading gives new Scores instead of silently
 mixing results from two different suites.  A run on N items only (``--limit``, the quick
 evaluation at pull time) takes a spread sample, not the first N, and is versioned
 ``<version>:sample<N>``: a partial run never passes for a full one.  Operators' own suites
@@ -87,6 +88,12 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+# A suite's version covers how it is graded too: a changed metric gives new Scores, so the old
+# metric's rows stop counting (``scores.current_scores``: the newest suite wins) and models are
+# measured again.  summarize 2: coverage x faithfulness x novelty x brevity (was coverage).
+METRIC_REVISIONS: dict[str, bytes] = {"summarize": b"\nmetric revision 2"}
+
+
 @cache
 def load_suite(kind: str) -> Suite:
     """Parse and check ``data/<kind>.jsonl`` (cached: the files ship with the package)."""
@@ -101,5 +108,5 @@ def load_suite(kind: str) -> Suite:
         if missing:
             raise ValueError(f"{kind}.jsonl line {number}: missing {', '.join(missing)}")
         items.append(item)
-    digest = hashlib.sha256(raw).hexdigest()[:12]
+    digest = hashlib.sha256(raw + METRIC_REVISIONS.get(kind, b"")).hexdigest()[:12]
     return Suite(kind, f"{kind}-{digest}", tuple(items))
