@@ -35,7 +35,7 @@ failed jobs included) and the product's one quality metric:
   backs: all their numbers and mid-sentence capitalised words, and at least half their content
   words, occur in it) x novelty (share of units not repeating an earlier unit of their part) x
   brevity (``min(1, budget / summary words)``, budget = the smaller of ``target_words`` and half
-  the document).  The eval suites' coverage (``score_summarize``, the metric before) is shown
+  the document).  Key-fact coverage alone (``key_fact_coverage``, the metric before) is shown
   beside: alone it rewarded copying, padding and repetition and ignored invented facts;
 * extract: share of gold fields whose value matches (the eval suites' ``score_extract``).
 
@@ -69,9 +69,9 @@ from modelyard_agents.registry import PRODUCTS
 from modelyard_registry import bundled
 from modelyard_registry.db import session_scope
 from modelyard_registry.evals.metrics import (
+    key_fact_coverage,
     score_doc_summary,
     score_extract,
-    score_summarize,
 )
 from modelyard_registry.evals.runner import evaluate_model
 from modelyard_registry.local_models import register_gguf
@@ -122,7 +122,7 @@ def quality(product: str, output: dict[str, Any] | None, item: dict[str, Any]) -
         text = output["summary"] + "\n" + "\n".join(output["key_points"])
         score = score_doc_summary(output["summary"], output["key_points"], item["input"]["text"],
                                   gold["key_facts"], item["input"]["target_words"])
-        return {"coverage": score_summarize(text, {"key_facts": gold["key_facts"]}),
+        return {"coverage": key_fact_coverage(text, gold["key_facts"]),
                 "quality": score.value, "faithfulness": score.faithfulness,
                 "novelty": score.novelty, "brevity": score.brevity}
     if output is None:

@@ -30,7 +30,7 @@ BOOTSTRAP_RESAMPLES = 2000
 METRICS: dict[str, str] = {
     "classify": "accuracy",
     "extract": "field_accuracy",
-    "summarize": "key_fact_coverage",
+    "summarize": "faithful_fact_coverage",  # revision 2 (suites.METRIC_REVISIONS)
     "qa": "fuzzy_match",
     "tools": "tool_call_match",
 }
@@ -127,6 +127,18 @@ def fact_covered(fact: str, summary_tokens: set[str], threshold: float = 0.67) -
     if not words:
         return True
     return sum(w in summary_tokens for w in words) / len(words) >= threshold
+
+
+def key_fact_coverage(output: str, key_facts: Sequence[str]) -> float:
+    """Share of the key facts the output covers (``fact_covered``).
+
+    The summarize suite's metric up to its revision 2, kept for comparisons (``bench/products.py``
+    shows it beside the doc-summary metric).
+    """
+    if not key_facts:
+        return 0.0
+    summary = set(content_tokens(output))
+    return sum(fact_covered(f, summary) for f in key_facts) / len(key_facts)
 
 
 def score_summarize(output: str, item: dict[str, Any]) -> float:
