@@ -22,31 +22,32 @@ from .confidence import routed_score
 def _measured(
     rows: list[Score],
 ) -> tuple[dict[str, float], float | None, float | None, dict[str, float]]:
-    """Routed scores and mean answer lengths per kind; throughput weighted by n over every row.
+    """Routed scores, mean answer lengths and speeds, all from the current row of each kind.
 
     Per kind the current row counts (``current_scores``), its mean discounted for its item count
-    (``routed_score``).
+    (``routed_score``).  Decode and prompt speed are the *fastest* of those rows: a measurement
+    can only be slowed by what else ran on the machine (other runners, other tenants, a bench),
+    never sped up, so the fastest current one is the closest to the model's own speed.  An
+    n-weighted mean over every row let suites run at load 6-9 price Qwen2.5-0.5B (8 tok/s)
+    above Qwen2.5-1.5B (14 tok/s), and the router took the 1.5B as the cheaper rung (#12).
+    Superseded rows (an older suite version) no longer count for speed either.
     """
     scores: dict[str, float] = {}
     lengths: dict[str, float] = {}
+    speeds: list[float] = []
+    prefills: list[float] = []
     for (_model, kind), row in current_scores(rows).items():
         scores[kind] = routed_score(row.value, row.n)
         if row.completion_tokens_mean:
             lengths[kind] = row.completion_tokens_mean
-    speed = [(r.tokens_per_s, r.n) for r in rows if r.tokens_per_s]
-    prefill = [
-        (p, r.n)
-        for r in rows
-        if (p := prefill_rate(latency_s=r.latency_s, prompt_tokens_mean=r.prompt_tokens_mean,
-                              completion_tokens_mean=r.completion_tokens_mean,
-                              tokens_per_s=r.tokens_per_s)) is not None
-    ]
-
-    def weighted(pairs: list[tuple[float, int]]) -> float | None:
-        total = sum(max(n, 1) for _, n in pairs)
-        return sum(v * max(n, 1) for v, n in pairs) / total if pairs else None
-
-    return scores, weighted([(float(v), n) for v, n in speed]), weighted(prefill), lengths
+        if row.tokens_per_s:
+            speeds.append(float(row.tokens_per_s))
+        prefill = prefill_rate(latency_s=row.latency_s, prompt_tokens_mean=row.prompt_tokens_mean,
+                               completion_tokens_mean=row.completion_tokens_mean,
+                               tokens_per_s=row.tokens_per_s)
+        if prefill is not None:
+            prefills.append(prefill)
+    return scores, max(speeds, default=None), max(prefills, default=None), lengths
 
 
 def candidate_from(entry: ModelEntry, rows: list[Score]) -> Candidate:
