@@ -11,11 +11,12 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from modelyard_registry.gguf_info import read_gguf
-from modelyard_registry.runtimes import GenerationRequest, LlamaCppRuntime, LlamaPool
+from modelyard_registry.runtimes import Completion, GenerationRequest, LlamaCppRuntime, LlamaPool
 
 PROBE = (
     "import sys\n"
@@ -61,7 +62,8 @@ def test_no_limit_never_waits(tmp_path: Path) -> None:
 def test_a_runner_computes_only_while_it_holds_a_slot(
     tmp_path: Path, smollm2_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The pool's setting reaches its runner: with the one slot taken, a generation waits."""
+    """The pool's setting reaches its runner: with the one slot taken, a generation waits, and
+    its latency is the model's own time, the wait reported beside it."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the runner process inherits it
     pool = LlamaPool(ram_budget_bytes=2**31, n_threads=2, n_gpu_layers=0, n_ctx=512,
                      cpu_slots=1, cpu_wait_s=60)
@@ -73,9 +75,12 @@ def test_a_runner_computes_only_while_it_holds_a_slot(
         runtime.generate(request)  # runner started and warm before the slot is taken
         fd = hold_slot(tmp_path)
         finished = threading.Event()
+        answers: list[tuple[Completion, float]] = []
 
         def answer() -> None:
-            runtime.generate(request)
+            started = time.perf_counter()
+            done = runtime.generate(request)
+            answers.append((done, time.perf_counter() - started))
             finished.set()
 
         worker = threading.Thread(target=answer)
@@ -86,5 +91,10 @@ def test_a_runner_computes_only_while_it_holds_a_slot(
             os.close(fd)
         assert finished.wait(60)  # and runs once the slot is free
         worker.join()
+        # The wait is reported apart: it is neither priced nor counted against the model's speed.
+        ((done, wall),) = answers
+        assert done.queued_s > 0.5  # the slot was held for 3 s after the call went out
+        assert done.latency_s <= wall - done.queued_s
+        assert done.ttft_s <= done.latency_s
     finally:
         pool.close()

@@ -85,6 +85,8 @@ class Completion:
     model: str
     token_logprobs: list[float] | None = None
     tool_calls: list[ToolCall] | None = None
+    queued_s: float = 0.0
+    """Local models: time waiting for a CPU slot, not included in ``latency_s`` or ``ttft_s``."""
 
     @property
     def tokens_per_s(self) -> float:

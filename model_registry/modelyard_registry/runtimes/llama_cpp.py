@@ -255,7 +255,10 @@ class LlamaCppRuntime:
                         raise BackendError(f"model {self.name!r}: unexpected runner reply")
             finally:
                 conn.close()
-            latency = time.perf_counter() - watch.start
+            # The model's own time: a wait for a CPU slot used no machine time of this call,
+            # so it is neither priced nor counted against the model's measured speed.
+            queued = max(0.0, min(reply.queued_s, reply.ttft_s))
+            latency = time.perf_counter() - watch.start - queued
         yield StreamEvent(
             completion=Completion(
                 text="".join(parts),
@@ -263,7 +266,8 @@ class LlamaCppRuntime:
                 prompt_tokens=reply.prompt_tokens,
                 completion_tokens=reply.completion_tokens,
                 latency_s=latency,
-                ttft_s=min(sent_s + reply.ttft_s, latency),
+                ttft_s=min(sent_s + reply.ttft_s - queued, latency),
+                queued_s=queued,
                 model=self.name,
                 token_logprobs=reply.token_logprobs,
                 tool_calls=join_tool_calls(calls) or None,

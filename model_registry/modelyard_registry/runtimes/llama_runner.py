@@ -123,8 +123,9 @@ class Model:
                 extra = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop]
                 kwargs["stop"] += [s for s in extra if s]
             llama.logprob_sink = [] if request.logprobs else None
+            queued_s = 0.0
             try:
-                with cpu_slot(self.cpu_slots, self.cpu_wait_s):
+                with cpu_slot(self.cpu_slots, self.cpu_wait_s) as queued_s:
                     finish = _stream(llama.create_completion(prompt=prompt, **kwargs), conn,
                                      watch, parser)
             finally:
@@ -135,7 +136,7 @@ class Model:
             if parser is not None and parser.complete:
                 finish = "tool_calls"
             conn.send(Done(finish, n_prompt, n_out, watch.ttft_s,
-                           sink[:n_out] if sink is not None else None))
+                           sink[:n_out] if sink is not None else None, queued_s))
 
 
 def _stream(chunks: Any, conn: Connection, watch: _Watch,

@@ -56,13 +56,17 @@ class Pieces:
 
 @dataclass(frozen=True)
 class Done:
-    """The end of a generation; ``ttft_s`` counts from the request's arrival in the runner."""
+    """The end of a generation; ``ttft_s`` counts from the request's arrival in the runner.
+
+    ``queued_s``: of that, the time spent waiting for a CPU slot (``cpu_slots``).
+    """
 
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
     ttft_s: float
     token_logprobs: list[float] | None
+    queued_s: float = 0.0
 
 
 @dataclass(frozen=True)
