@@ -14,7 +14,6 @@ Qwen2.5-Coder-Instruct models, Apache-2.0 upstream (``BundledModel.licence``).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib
 import importlib.util
@@ -31,6 +30,7 @@ from sqlmodel import Session
 
 from .catalog import ModelEntry, find_model
 from .errors import BackendError, InvalidModelFile, NotFound
+from .file_lock import file_lock
 from .gguf_info import sha256_file
 from .local_models import register_gguf
 from .settings import Settings
@@ -240,13 +240,8 @@ def pull_lock() -> Iterator[None]:
     kernel if a holder dies.
     """
     key = hashlib.sha256(sys.prefix.encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"modelyard-pull-{key}.lock"
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(Path(tempfile.gettempdir()) / f"modelyard-pull-{key}.lock"):
+        yield
 
 
 def pull(

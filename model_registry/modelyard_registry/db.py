@@ -10,7 +10,6 @@ together migrate one after the other and the later ones find nothing to do.
 
 from __future__ import annotations
 
-import fcntl
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session, create_engine
+
+from .file_lock import file_lock
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6D6F64656C  # "model": the advisory lock every migrating process takes
@@ -107,12 +108,8 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         yield
         return
     db_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(db_file.with_name(db_file.name + ".migrate.lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with file_lock(db_file.with_name(db_file.name + ".migrate.lock")):
+        yield
 
 
 def setup_checkpoints(url: str) -> None:
