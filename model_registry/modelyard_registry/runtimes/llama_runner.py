@@ -123,7 +123,6 @@ class Model:
                 extra = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop]
                 kwargs["stop"] += [s for s in extra if s]
             llama.logprob_sink = [] if request.logprobs else None
-            queued_s = 0.0
             try:
                 with cpu_slot(self.cpu_slots, self.cpu_wait_s) as queued_s:
                     finish = _stream(llama.create_completion(prompt=prompt, **kwargs), conn,

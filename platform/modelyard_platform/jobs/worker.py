@@ -25,7 +25,7 @@ from modelyard_registry.settings import Settings
 from ..budget import TeamBudgets
 from ..products import all_products
 from . import store
-from .celery_app import RUN_JOB, RUN_TURN, enqueue, make_celery, send_turn
+from .celery_app import RUN_JOB, RUN_TURN, broker_url, enqueue, make_celery, send_turn
 from .events import EventBus
 from .fence import LeaseFence
 from .retrain import Retrainer
@@ -105,7 +105,7 @@ def make_worker_app(settings: Settings) -> Celery:
 
     def turn() -> tuple[Turn, Waker]:
         if "turn" not in state:  # built lazily in the child that runs the task
-            waker = Waker(settings.redis_url or "", lambda: send_turn(app))
+            waker = Waker(broker_url(settings), lambda: send_turn(app))
             state["turn"] = (Turn(build_runner(settings), settings.worker_turn_s, waker.wake,
                                   lambda job_id, retries: retry(app, job_id, retries)), waker)
         return state["turn"]
