@@ -49,10 +49,14 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 # --- normalisation -----------------------------------------------------------------------------
 
 
+def _ascii(text: str) -> str:
+    """Accents folded away (``café`` -> ``cafe``), other non-ASCII characters dropped."""
+    return unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+
+
 def normalize_text(text: str) -> str:
     """SQuAD-style: case-folded, accents and punctuation stripped, articles dropped."""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
-    text = text.lower()
+    text = _ascii(text).lower()
     text = "".join(" " if ch in string.punctuation else ch for ch in text)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
@@ -71,7 +75,7 @@ def _stem(token: str) -> str:
 
 
 def content_tokens(text: str) -> list[str]:
-    lowered = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    lowered = _ascii(text).lower()
     return [_stem(t) for t in _TOKEN.findall(lowered) if t not in STOPWORDS]
 
 
@@ -185,7 +189,7 @@ class DocSummaryScore:
     exactly the 2/3 its docstring states (the suites' 0.67 needs all three words of a three-word
     fact) and with %, $, EUR and GBP signs read as words.
     The output is read as units: the summary's sentences and the key points.
-    ``faithfulness``: share of units the document backs (``supported``): each checkable term
+    ``faithfulness``: share of units the document backs (``_Document.backs``): each checkable term
     (numbers, and capitalised words not opening a sentence: names, places, months, days) found in
     the document, and at least half the unit's content words.
     ``novelty``: share of units that do not repeat an earlier unit of the same part.
@@ -201,10 +205,6 @@ class DocSummaryScore:
     @property
     def value(self) -> float:
         return self.coverage * self.faithfulness * self.novelty * self.brevity
-
-
-def _ascii(text: str) -> str:
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
 def _spelled(text: str) -> str:
@@ -231,22 +231,34 @@ def checkable_terms(text: str) -> tuple[set[str], set[str]]:
     return numbers, names
 
 
-def supported(unit: str, source: str) -> bool:
-    """A sentence or key point the document backs.
+@dataclass(frozen=True)
+class _Document:
+    """What a summary's units are checked against, read from the document once."""
 
-    Every number and name in it occurs in the document, and at least ``SUPPORT_SHARE`` of its
-    content words do: a paraphrase keeps most of the document's words, an invented claim ("the
-    town continues to explore ways to improve its public libraries") does not.  A claim recombined
-    from the document's own words ("the children's floor will become a kitchen") passes.
-    """
-    numbers, names = checkable_terms(unit)
-    source_numbers, _ = checkable_terms(source)
-    source_words = {_stem(w.lower()) for w in _WORD.findall(_ascii(source))}
-    if not numbers <= source_numbers or any(_stem(w) not in source_words for w in names):
-        return False
-    words = content_tokens(unit)
-    source_content = set(content_tokens(source))
-    return not words or sum(w in source_content for w in words) >= SUPPORT_SHARE * len(words)
+    numbers: set[str]
+    words: set[str]  # every word, stemmed: names are looked up here
+    content: set[str]  # content words (``content_tokens``)
+
+    @classmethod
+    def of(cls, source: str) -> _Document:
+        numbers, _ = checkable_terms(source)
+        return cls(numbers, {_stem(w.lower()) for w in _WORD.findall(_ascii(source))},
+                   set(content_tokens(source)))
+
+    def backs(self, unit: str) -> bool:
+        """A sentence or key point the document backs.
+
+        Every number and name in it occurs in the document, and at least ``SUPPORT_SHARE`` of
+        its content words do: a paraphrase keeps most of the document's words, an invented
+        claim ("the town continues to explore ways to improve its public libraries") does not.
+        A claim recombined from the document's own words ("the children's floor will become a
+        kitchen") passes.
+        """
+        numbers, names = checkable_terms(unit)
+        if not numbers <= self.numbers or any(_stem(w) not in self.words for w in names):
+            return False
+        words = content_tokens(unit)
+        return not words or sum(w in self.content for w in words) >= SUPPORT_SHARE * len(words)
 
 
 def repeated_units(units: Sequence[str]) -> int:
@@ -280,7 +292,8 @@ def score_doc_summary(
     coverage = sum(fact_covered(f, covered, threshold=2 / 3) for f in key_facts) / len(key_facts)
     parts = _sentences(summary), [p for p in key_points if p.strip()]
     units = [*parts[0], *parts[1]]
-    faithfulness = sum(supported(u, source) for u in units) / len(units)
+    document = _Document.of(source)
+    faithfulness = sum(document.backs(u) for u in units) / len(units)
     novelty = 1 - sum(repeated_units(part) for part in parts) / len(units)
     budget = min(target_words, MAX_COMPRESSION * len(source.split()))
     words = len(summary.split())

@@ -1,8 +1,8 @@
 """The built-in eval suites: one JSONL file per task kind, shipped as package data.
 
-A suite's version is a hash of its file (and of its metric's revision, ``METRIC_REVISIONS``), so
-editing an item or the grading gives new Scores instead of silently
-mixing results from two different suites.  A run on N items only (``--limit``, the quick
+A suite's version is a hash of its file and of its metric's revision (``METRIC_REVISIONS``), so
+editing an item or the grading gives new Scores instead of silently mixing results from two
+different suites.  A run on N items only (``--limit``, the quick
 evaluation at pull time) takes a spread sample, not the first N, and is versioned
 ``<version>:sample<N>``: a partial run never passes for a full one.  Operators' own suites
 (``store``) are ``Suite`` values too, named apart from their kind and graded by a ``Grader``.
