@@ -31,6 +31,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import LlamaGrammar
 
 from .cpu_slots import cpu_slot
+from .grammar_sampling import CheckFirstGreedy
 from .runner_wire import REPEAT_PENALTY, Counted, Done, Failed, Generate, Pieces, Tokenize
 from .tool_calls import (
     ToolStreamParser,
@@ -217,6 +218,23 @@ class LogprobLlama(Llama):  # type: ignore[misc]
     """
 
     logprob_sink: list[float] | None = None
+    check_first = True  # False: llama-cpp-python's own chain (the bench's baseline)
+
+    def _init_sampler(self, *args: Any, **kwargs: Any) -> Any:
+        """At temperature 0 a grammar checks the best token first (grammar_sampling.py).
+
+        llama-cpp-python calls this with keyword arguments only.
+        """
+        grammar = kwargs.get("grammar")
+        if (self.check_first and grammar is not None and kwargs.get("temp") == 0.0
+                and kwargs.get("logits_processor") is None):
+            return CheckFirstGreedy(
+                self._model.vocab, grammar, self._n_vocab,
+                penalty_last_n=self.last_n_tokens_size,
+                penalty_repeat=kwargs.get("repeat_penalty", 1.0),
+                penalty_freq=kwargs.get("frequency_penalty", 0.0),
+                penalty_present=kwargs.get("presence_penalty", 0.0))
+        return super()._init_sampler(*args, **kwargs)
 
     def sample(self, *args: Any, **kwargs: Any) -> int:
         token = int(super().sample(*args, **kwargs))
