@@ -22,9 +22,9 @@ from typing import Any
 
 from modelyard_registry.evals import prompts
 from modelyard_registry.evals.suites import load_suite
+from modelyard_registry.runtimes.base import ToolCallDelta
 from modelyard_registry.runtimes.grammar_sampling import CheckFirstGreedy
 from modelyard_registry.runtimes.llama_runner import Model
-from modelyard_registry.runtimes.base import ToolCallDelta
 from modelyard_registry.runtimes.runner_wire import Done, Failed, Generate, Pieces
 
 BUILDERS = {"extract": prompts.extract, "classify": prompts.classify, "tools": prompts.tools}

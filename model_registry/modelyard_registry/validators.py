@@ -3,12 +3,17 @@
 A validator is any callable ``(completion) -> (ok, reason)``; products pass their own checks the
 same way.  The ones here cover what a router can check without knowing the product: JSON that
 obeys a schema, a label from a fixed set, and confidence from token log-probabilities.
+
+A check may also *doubt* an answer (raise ``Doubtful``): well formed, but the model was unsure
+of it.  The cascade then asks the next candidate when there is one and keeps the answer from
+the last: doubt is a reason to ask a stronger model, not proof the answer is wrong.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -19,6 +24,14 @@ from .runtimes.base import Completion
 
 class Validator(Protocol):
     def __call__(self, completion: Completion, /) -> tuple[bool, str]: ...
+
+
+class Doubtful(Exception):  # a verdict, not an error
+    """An answer a check accepts as well formed but doubts (the cascade's reading: module doc)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def json_schema_validator(schema: dict[str, Any]) -> Validator:
@@ -128,6 +141,50 @@ def logprob_confidence_validator(min_mean_prob: float) -> Validator:
     return check
 
 
+def value_probability(completion: Completion, key: str) -> float | None:
+    """The probability the model gave the first token of ``key``'s value in its JSON answer.
+
+    That token is where the model chose among the values a schema allows (``"billing"`` or
+    ``"shipping"``); the structure around it is forced by the grammar.  None without token
+    log-probabilities and texts (a backend that sends none), when the key is not in the text,
+    or when the tokens do not spell the text (a stop sequence or a multi-byte character cut).
+    """
+    logprobs, texts = completion.token_logprobs, completion.token_texts
+    if not logprobs or not texts or len(logprobs) != len(texts):
+        return None
+    found = re.search(r'"' + re.escape(key) + r'"\s*:\s*"?', completion.text)
+    if found is None:
+        return None
+    at = found.end()
+    start = 0
+    for logprob, piece in zip(logprobs, texts, strict=True):
+        end = start + len(piece)
+        if completion.text[start:end] != piece:
+            return None
+        if start <= at < end:
+            return math.exp(logprob)
+        start = end
+    return None
+
+
+def value_confidence_validator(key: str, min_prob: float) -> Validator:
+    """Doubt (``Doubtful``) an answer whose ``key`` value had probability below ``min_prob``.
+
+    Backends that give no token probabilities pass ("no signal" is not low confidence, as in
+    ``logprob_confidence_validator``).  Put it last in ``all_of``: a doubt ends the checks.
+    """
+
+    def check(completion: Completion) -> tuple[bool, str]:
+        prob = value_probability(completion, key)
+        if prob is None:
+            return True, f"no token probability for {key}"
+        if prob < min_prob:
+            raise Doubtful(f"{key} probability {prob:.2f} < {min_prob:.2f}")
+        return True, f"{key} probability {prob:.2f} >= {min_prob:.2f}"
+
+    return check
+
+
 def all_of(*validators: Validator) -> Validator:
     """Accept only when every validator accepts; the first rejection's reason is reported."""
 
@@ -144,6 +201,7 @@ def all_of(*validators: Validator) -> Validator:
 
 
 __all__ = [
+    "Doubtful",
     "Validator",
     "all_of",
     "extract_label",
@@ -151,4 +209,6 @@ __all__ = [
     "label_validator",
     "logprob_confidence_validator",
     "tool_calls_validator",
+    "value_confidence_validator",
+    "value_probability",
 ]

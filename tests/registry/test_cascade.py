@@ -26,10 +26,13 @@ from modelyard_registry.scores import Call, Score
 from modelyard_registry.settings import Settings
 from modelyard_registry.taskspec import TaskSpec
 from modelyard_registry.validators import (
+    Doubtful,
     all_of,
     json_schema_validator,
     label_validator,
     logprob_confidence_validator,
+    value_confidence_validator,
+    value_probability,
 )
 from sqlmodel import Session, col, select
 
@@ -97,6 +100,42 @@ def test_chat_messages_become_a_plain_prompt_for_completion_only_local_models() 
 
 
 # --- real models -------------------------------------------------------------------------------
+
+
+def _pieces(texts: list[str], probs: list[float]) -> Completion:
+    completion = done("".join(texts), [math.log(p) for p in probs])
+    completion.token_texts = texts
+    return completion
+
+
+LABELS = ['{"', "category", '":', ' "', "ship", "ping", '",', ' "', "urgency", '":', ' "', "high",
+          '"}']
+PROBS = [0.6, 1.0, 1.0, 1.0, 0.43, 0.99, 1.0, 1.0, 1.0, 1.0, 1.0, 0.3, 1.0]
+
+
+def test_value_probability_is_the_first_token_of_the_value() -> None:
+    completion = _pieces(LABELS, PROBS)
+    assert value_probability(completion, "category") == pytest.approx(0.43)
+    assert value_probability(completion, "urgency") == pytest.approx(0.3)
+    assert value_probability(completion, "language") is None
+    assert value_probability(done(completion.text, [math.log(p) for p in PROBS]),
+                             "category") is None  # no token texts: no signal
+    cut = _pieces(LABELS, PROBS)
+    cut.text = cut.text.replace("ship", "shop")  # tokens that do not spell the text
+    assert value_probability(cut, "category") is None
+
+
+def test_value_confidence_doubts_an_unsure_value_and_passes_without_a_signal() -> None:
+    check = value_confidence_validator("category", 0.6)
+    with pytest.raises(Doubtful, match=r"category probability 0\.43 < 0\.60"):
+        check(_pieces(LABELS, PROBS))
+    sure = PROBS.copy()
+    sure[4] = 0.9
+    assert check(_pieces(LABELS, sure)) == (True, "category probability 0.90 >= 0.60")
+    assert check(done('{"category": "shipping"}'))[0]  # a backend without logprobs
+    # in all_of a hard rejection comes first; a doubt ends the checks
+    strict = all_of(json_schema_validator({"type": "object", "required": ["language"]}), check)
+    assert not strict(_pieces(LABELS, PROBS))[0]
 
 
 def _local(session: Session, name: str, path: Path, capabilities: list[str]) -> None:
@@ -192,6 +231,28 @@ def test_rejected_cheap_answer_escalates_and_every_attempt_is_paid_for(
     assert isinstance(smol_runtime, LlamaCppRuntime)
     assert counts["smollm2"] == smol_runtime.count_tokens(text)
     assert counts["smollm2"] != estimate_tokens(text)
+
+
+@pytest.mark.slow
+def test_doubt_asks_the_next_model_and_the_last_one_answers(
+    two_models: Session, settings: Settings, runtimes: RuntimeFactory
+) -> None:
+    spec = TaskSpec.build(kind="qa", min_quality=0.2, max_output_tokens=8)
+    request = GenerationRequest(prompt="The capital of France is", max_tokens=8)
+
+    def unsure(completion: Completion) -> tuple[bool, str]:
+        raise Doubtful("always unsure")
+
+    result = _cascade(settings, runtimes).run(spec, request, unsure, request_id="req-d")
+    assert [(a.model, a.outcome) for a in result.attempts] == [
+        ("smollm2", "escalated"), ("gemma", "accepted")]  # not CascadeExhausted
+    rows = _calls(two_models, "req-d")
+    assert "rejected: doubtful: always unsure; escalating" in rows[0].reason
+    assert "doubtful: always unsure; no stronger candidate" in rows[1].reason
+    # a doubt is not routing evidence that the model failed (nor that it succeeded)
+    assert [r.validated for r in rows] == [False, False]
+    assert result.model == "gemma" and result.cost_usd == pytest.approx(
+        sum(r.cost_usd for r in rows))
 
 
 @pytest.mark.slow

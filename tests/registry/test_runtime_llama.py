@@ -87,6 +87,7 @@ def test_logprobs_cover_every_completion_token(pool: LlamaPool, smollm2_path: Pa
     assert done.token_logprobs is not None
     assert len(done.token_logprobs) == done.completion_tokens
     assert all(lp <= 0 for lp in done.token_logprobs)
+    assert done.token_texts is not None and "".join(done.token_texts) == done.text
     assert runtime.generate(GenerationRequest(prompt="Hi", max_tokens=2)).token_logprobs is None
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import socket
 import threading
 import time
@@ -15,6 +17,7 @@ import pytest
 from modelyard_registry.errors import BackendError, BackendTimeout, BackendUnreachable
 from modelyard_registry.runtimes import GenerationRequest, OpenAICompatRuntime
 from modelyard_registry.runtimes.openai_compat import check_health
+from modelyard_registry.validators import value_probability
 
 from ..conftest import free_port
 
@@ -35,6 +38,46 @@ def test_generates_through_litellm(openai_server: str) -> None:
     assert done.prompt_tokens > 0
     assert 0 < done.completion_tokens <= 16
     assert 0 < done.ttft_s <= done.latency_s
+
+
+def test_token_logprobs_and_texts_from_a_vllm_shaped_stream() -> None:
+    """vLLM streams each chunk's ``logprobs.content`` (token, logprob); llama_cpp.server sends
+    none on a chat stream, so this server writes what vLLM writes."""
+    tokens = [("{\"", -0.5), ("label", -0.01), ("\":", 0.0), (" \"", 0.0), ("yes", -0.9),
+              ("\"}", 0.0)]
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            sent = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            assert sent["logprobs"] is True
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            for token, logprob in tokens:
+                chunk = {"choices": [{"index": 0, "delta": {"content": token},
+                                      "logprobs": {"content": [{"token": token,
+                                                                "logprob": logprob}]}}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 5, "completion_tokens": len(tokens)}}
+            self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+            self.close_connection = True
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = runtime(f"http://127.0.0.1:{server.server_address[1]}/v1").generate(
+            dataclasses.replace(HELLO, logprobs=True))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.text == '{"label": "yes"}'
+    assert done.token_texts == [t for t, _ in tokens]
+    assert done.token_logprobs == [lp for _, lp in tokens]
+    assert value_probability(done, "label") == pytest.approx(math.exp(-0.9))
 
 
 def test_json_schema_through_response_format(openai_server: str) -> None:

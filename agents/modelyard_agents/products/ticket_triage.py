@@ -2,6 +2,12 @@
 
 Small, cheap calls in sequence: the label step is enum-constrained so even a 135M model answers in
 the allowed set; only a draft that fails the deterministic check escalates to a bigger model.
+
+The category is asked of a stronger model when the first one was unsure of it: below
+``CATEGORY_MIN_PROB`` for the category's first token (``validators.value_confidence_validator``;
+a doubt, so the last candidate's answer stands).  On the 60 gold tickets Qwen2.5-Coder-0.5B was
+right on 0.85 of them; the 14 it was least sure of (< 0.6) held 4 of its 9 errors, and asking the
+1.5B about those gave 0.88 (the 1.5B alone: 0.95; thresholds 0.5 / 0.6 / 0.7 compared there).
 """
 
 from __future__ import annotations
@@ -14,7 +20,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from modelyard_registry.errors import CascadeExhausted
 from modelyard_registry.runtimes import GenerationRequest
-from modelyard_registry.validators import json_schema_validator
+from modelyard_registry.validators import (
+    all_of,
+    json_schema_validator,
+    value_confidence_validator,
+)
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..contract import NodeContext, Product, TraceEntry
@@ -23,6 +33,7 @@ from ..nodes import chat, exhausted_entry, node_spec, observed, routed_call
 
 CATEGORIES = ["billing", "shipping", "technical", "account", "refund", "other"]
 URGENCIES = ["low", "normal", "high", "urgent"]
+CATEGORY_MIN_PROB = 0.6
 ORDER_ID = re.compile(r"\b[A-Z]{2,5}-\d{3,10}\b")
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 AMOUNT = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -151,9 +162,11 @@ def classify(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
         messages=classify_messages(state.get("subject", ""), state.get("body", "")),
         max_tokens=40,
         json_schema=LABEL_SCHEMA,
+        logprobs=True,
     )
-    result, entry = routed_call(runtime, "classify", spec, request,
-                                json_schema_validator(LABEL_SCHEMA))
+    result, entry = routed_call(runtime, "classify", spec, request, all_of(
+        json_schema_validator(LABEL_SCHEMA),
+        value_confidence_validator("category", CATEGORY_MIN_PROB)))
     labels = _as_json(result.completion.text)
     return {"category": labels["category"], "urgency": labels["urgency"], "trace": [entry]}
 

@@ -40,7 +40,7 @@ from ..runtimes.base import Stopwatch
 from ..scores import Call
 from ..settings import Settings
 from ..taskspec import TaskSpec
-from ..validators import Validator
+from ..validators import Doubtful, Validator
 from .admission import BudgetGuard, Hold, Settle, max_cost
 from .candidates import Candidate, MachineLimits, expected_cost
 from .explain import decide_request
@@ -333,18 +333,22 @@ class Cascade:
             return Attempt(verdict.name, 0, 0, latency, call_cost(candidate, latency, rate),
                            "error", why, error=exc), None
         cost = call_cost(candidate, completion, rate)
+        judged = validator is not None
         if validator is None:
             ok, why = True, "no validator"
         else:
             try:
                 ok, why = validator(completion)
+            except Doubtful as doubt:  # the last candidate's doubted answer is the best there is
+                ok, judged = last, False  # a doubt is not evidence the model failed
+                why = f"doubtful: {doubt.reason}" + ("; no stronger candidate" if last else "")
             except Exception as exc:  # a crashing product check rejects, it does not crash us
                 ok, why = False, f"validator raised {type(exc).__name__}: {exc}"
         outcome: Outcome = "accepted" if ok else "escalated"
         reason = f"{verdict.reason}; {why}" if ok else f"rejected: {why}; {moving_on}"
         attempt = Attempt(verdict.name, completion.prompt_tokens, completion.completion_tokens,
                           completion.latency_s, cost, outcome, reason, completion.ttft_s,
-                          validated=validator is not None)
+                          validated=judged)
         return attempt, completion
 
     def _mark_unhealthy(self, name: str, error: str) -> None:

@@ -87,6 +87,9 @@ class Completion:
     tool_calls: list[ToolCall] | None = None
     queued_s: float = 0.0
     """Local models: time waiting for a CPU slot, not included in ``latency_s`` or ``ttft_s``."""
+    token_texts: list[str] | None = None
+    """With ``token_logprobs``: each sampled token's text, so a check can find the token that
+    decided a value (``validators.value_probability``)."""
 
     @property
     def tokens_per_s(self) -> float:

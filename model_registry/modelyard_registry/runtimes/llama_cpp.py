@@ -270,6 +270,7 @@ class LlamaCppRuntime:
                 queued_s=queued,
                 model=self.name,
                 token_logprobs=reply.token_logprobs,
+                token_texts=reply.token_texts,
                 tool_calls=join_tool_calls(calls) or None,
             )
         )

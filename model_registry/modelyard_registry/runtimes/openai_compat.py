@@ -247,6 +247,7 @@ class OpenAICompatRuntime:
         finish: str | None = None
         usage: dict[str, Any] | None = None
         logprobs: list[float] = []
+        texts: list[str] = []
         calls: list[ToolCallDelta] = []
         n_chunks = 0
         complete = False
@@ -274,6 +275,7 @@ class OpenAICompatRuntime:
                 lp = choice.get("logprobs")
                 if lp and lp.get("content"):
                     logprobs.extend(float(t["logprob"]) for t in lp["content"])
+                    texts.extend(str(t.get("token", "")) for t in lp["content"])
                 if piece:
                     n_chunks += 1
                     watch.mark_token()
@@ -311,6 +313,7 @@ class OpenAICompatRuntime:
                 ttft_s=ttft,
                 model=self.name,
                 token_logprobs=logprobs or None,
+                token_texts=texts or None,
                 tool_calls=join_tool_calls(calls) or None,
             )
         )

@@ -67,6 +67,7 @@ class Done:
     ttft_s: float
     token_logprobs: list[float] | None
     queued_s: float = 0.0
+    token_texts: list[str] | None = None
 
 
 @dataclass(frozen=True)
