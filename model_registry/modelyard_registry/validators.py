@@ -149,22 +149,63 @@ def value_probability(completion: Completion, key: str) -> float | None:
     log-probabilities and texts (a backend that sends none), when the key is not in the text,
     or when the tokens do not spell the text (a stop sequence or a multi-byte character cut).
     """
+    spans = _token_spans(completion)
+    found = re.search(r'"' + re.escape(key) + r'"\s*:\s*"?', completion.text)
+    if spans is None or found is None:
+        return None
+    at = found.end()
+    return next((p for start, end, p in spans if start <= at < end), None)
+
+
+def field_probabilities(completion: Completion) -> dict[str, float | None]:
+    """Per top-level field of a JSON-object answer, the probability of its least sure token.
+
+    That token is the least sure choice the model made writing the value; None where there is
+    no signal (no token probabilities, the tokens do not spell the text).
+
+    A field whose value the model copied from the text scores near 1; one where it hesitated
+    (an extra word, a digit, which of two names) scores what that hesitation was.
+    """
+    try:
+        data = json.loads(completion.text)
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    spans = _token_spans(completion)
+    out: dict[str, float | None] = {}
+    for key in data:
+        found = re.search(r'"' + re.escape(str(key)) + r'"\s*:\s*', completion.text)
+        if spans is None or found is None:
+            out[key] = None
+            continue
+        try:
+            _, end = _DECODER.raw_decode(completion.text, found.end())
+        except json.JSONDecodeError:
+            out[key] = None
+            continue
+        probs = [p for start, stop, p in spans if start < end and stop > found.end()]
+        out[key] = min(probs) if probs else None
+    return out
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _token_spans(completion: Completion) -> list[tuple[int, int, float]] | None:
+    """(start, end, probability) of each token in ``completion.text``; None when unknown."""
     logprobs, texts = completion.token_logprobs, completion.token_texts
     if not logprobs or not texts or len(logprobs) != len(texts):
         return None
-    found = re.search(r'"' + re.escape(key) + r'"\s*:\s*"?', completion.text)
-    if found is None:
-        return None
-    at = found.end()
+    spans: list[tuple[int, int, float]] = []
     start = 0
     for logprob, piece in zip(logprobs, texts, strict=True):
         end = start + len(piece)
         if completion.text[start:end] != piece:
-            return None
-        if start <= at < end:
-            return math.exp(logprob)
+            return None if start < len(completion.text) else spans
+        spans.append((start, end, math.exp(logprob)))
         start = end
-    return None
+    return spans
 
 
 def value_confidence_validator(key: str, min_prob: float) -> Validator:
@@ -205,6 +246,7 @@ __all__ = [
     "Validator",
     "all_of",
     "extract_label",
+    "field_probabilities",
     "json_schema_validator",
     "label_validator",
     "logprob_confidence_validator",

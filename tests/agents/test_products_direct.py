@@ -60,6 +60,10 @@ def test_extract(product_ctx: Any) -> None:
     if output["valid"]:
         jsonschema.validate(output["data"], schema)
     assert set(output["field_confidence"]) <= set(schema["properties"])
+    # per field, from the local model's token probabilities (not one figure for the answer)
+    confidences = output["field_confidence"]
+    assert set(confidences) == set(output["data"])
+    assert all(c is not None and 0.0 <= c <= 1.0 for c in confidences.values()), output
     assert_trace_matches_calls(output, product_ctx)
 
 

@@ -28,6 +28,7 @@ from modelyard_registry.taskspec import TaskSpec
 from modelyard_registry.validators import (
     Doubtful,
     all_of,
+    field_probabilities,
     json_schema_validator,
     label_validator,
     logprob_confidence_validator,
@@ -123,6 +124,17 @@ def test_value_probability_is_the_first_token_of_the_value() -> None:
     cut = _pieces(LABELS, PROBS)
     cut.text = cut.text.replace("ship", "shop")  # tokens that do not spell the text
     assert value_probability(cut, "category") is None
+
+
+def test_field_probabilities_are_each_values_least_sure_token() -> None:
+    texts = ['{"', "name", '":', ' "', "Tom", "as", " Ok", "afor", '",', ' "', "team", '":',
+             ' "', "Data", " Platform", " team", '",', ' "', "seats", '":', " ", "1", "2", "}"]
+    probs = [1.0] * len(texts)
+    probs[5], probs[15], probs[22] = 0.8, 0.35, 0.5
+    got = field_probabilities(_pieces(texts, probs))
+    assert got == pytest.approx({"name": 0.8, "team": 0.35, "seats": 0.5})
+    assert field_probabilities(done('{"a": 1}')) == {"a": None}  # no logprobs: no signal
+    assert field_probabilities(done("not json")) == {}
 
 
 def test_value_confidence_doubts_an_unsure_value_and_passes_without_a_signal() -> None:

@@ -8,7 +8,6 @@ check runs at submission, so a bad schema is a 422 and no job is queued.
 from __future__ import annotations
 
 import json
-import math
 import operator
 from typing import Annotated, Any, TypedDict
 
@@ -17,8 +16,9 @@ from jsonschema.exceptions import SchemaError
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from modelyard_registry.errors import CascadeExhausted, InvalidInput
-from modelyard_registry.runtimes import GenerationRequest
+from modelyard_registry.runtimes import Completion, GenerationRequest
 from modelyard_registry.schema_limits import check_schema as check_schema_limits
+from modelyard_registry.validators import field_probabilities
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..contract import NodeContext, Product, TraceEntry
@@ -135,13 +135,18 @@ def validate_output(schema: dict[str, Any]) -> Any:
     return check
 
 
-def confidence(completion: Any, data: dict[str, Any]) -> dict[str, float | None]:
-    """Mean token probability of the whole answer, per field, when the backend gives logprobs."""
-    logprobs = getattr(completion, "token_logprobs", None)
-    if not logprobs:
-        return dict.fromkeys(data)
-    mean = math.exp(sum(logprobs) / len(logprobs))
-    return dict.fromkeys(data, round(mean, 4))
+def confidence(completion: Completion, data: dict[str, Any]) -> dict[str, float | None]:
+    """Per field, the probability of its value's least sure token (``field_probabilities``).
+
+    None where the backend gave no token probabilities.
+    Copied values score near 1; a value the model hesitated over (an extra word, a digit) scores
+    low.  On the 60 gold items' 201 fields (Qwen2.5-Coder-0.5B) the 8 wrong ones scored
+    0.15-0.82 and a quarter of the right ones below 0.65: a hint for a reviewer, not a verdict
+    (doubting below 0.3 would send 14 of 60 answers to a stronger model to catch 4 of the 6
+    wrong ones, so this product does not escalate on it).
+    """
+    probs = field_probabilities(completion)
+    return {k: (round(p, 4) if (p := probs.get(k)) is not None else None) for k in data}
 
 
 def extract(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
