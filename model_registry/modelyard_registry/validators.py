@@ -150,10 +150,10 @@ def value_probability(completion: Completion, key: str) -> float | None:
     or when the tokens do not spell the text (a stop sequence or a multi-byte character cut).
     """
     spans = _token_spans(completion)
-    found = re.search(r'"' + re.escape(key) + r'"\s*:\s*"?', completion.text)
-    if spans is None or found is None:
+    at = _value_at(completion.text, key)
+    if spans is None or at is None:
         return None
-    at = found.end()
+    at += completion.text.startswith('"', at)  # a string's first token after its quote
     return next((p for start, end, p in spans if start <= at < end), None)
 
 
@@ -175,21 +175,27 @@ def field_probabilities(completion: Completion) -> dict[str, float | None]:
     spans = _token_spans(completion)
     out: dict[str, float | None] = {}
     for key in data:
-        found = re.search(r'"' + re.escape(str(key)) + r'"\s*:\s*', completion.text)
-        if spans is None or found is None:
+        at = _value_at(completion.text, key)
+        if spans is None or at is None:
             out[key] = None
             continue
-        try:
-            _, end = _DECODER.raw_decode(completion.text, found.end())
+        try:  # the first '"key":' can sit inside an earlier string value
+            _, end = _DECODER.raw_decode(completion.text, at)
         except json.JSONDecodeError:
             out[key] = None
             continue
-        probs = [p for start, stop, p in spans if start < end and stop > found.end()]
+        probs = [p for start, stop, p in spans if start < end and stop > at]
         out[key] = min(probs) if probs else None
     return out
 
 
 _DECODER = json.JSONDecoder()
+
+
+def _value_at(text: str, key: str) -> int | None:
+    """Where ``key``'s value starts in a JSON answer (its first occurrence as a key)."""
+    found = re.search(r'"' + re.escape(key) + r'"\s*:\s*', text)
+    return found.end() if found is not None else None
 
 
 def _token_spans(completion: Completion) -> list[tuple[int, int, float]] | None:

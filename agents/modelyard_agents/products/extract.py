@@ -138,12 +138,12 @@ def validate_output(schema: dict[str, Any]) -> Any:
 def confidence(completion: Completion, data: dict[str, Any]) -> dict[str, float | None]:
     """Per field, the probability of its value's least sure token (``field_probabilities``).
 
-    None where the backend gave no token probabilities.
-    Copied values score near 1; a value the model hesitated over (an extra word, a digit) scores
-    low.  On the 60 gold items' 201 fields (Qwen2.5-Coder-0.5B) the 8 wrong ones scored
-    0.15-0.82 and a quarter of the right ones below 0.65: a hint for a reviewer, not a verdict
-    (doubting below 0.3 would send 14 of 60 answers to a stronger model to catch 4 of the 6
-    wrong ones, so this product does not escalate on it).
+    None where the backend gave no token probabilities.  Copied values score near 1; a value
+    the model hesitated over (an extra word, a digit) scores low.  On the 60 gold items' 201
+    fields (Qwen2.5-Coder-0.5B) the 8 wrong ones scored 0.15-0.82 and a quarter of the right
+    ones below 0.65: a hint for a reviewer, not a verdict (doubting below 0.3 would send 14 of
+    60 answers to a stronger model to catch 4 of the 6 wrong ones, so this product does not
+    escalate on it).
     """
     probs = field_probabilities(completion)
     return {k: (round(p, 4) if (p := probs.get(k)) is not None else None) for k in data}

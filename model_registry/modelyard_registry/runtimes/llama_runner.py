@@ -124,23 +124,22 @@ class Model:
                 extra = formatted.stop if isinstance(formatted.stop, list) else [formatted.stop]
                 kwargs["stop"] += [s for s in extra if s]
             llama.logprob_sink = [] if request.logprobs else None
-            llama.token_sink = [] if request.logprobs else None
             try:
                 with cpu_slot(self.cpu_slots, self.cpu_wait_s) as queued_s:
                     finish = _stream(llama.create_completion(prompt=prompt, **kwargs), conn,
                                      watch, parser)
             finally:
                 sink, llama.logprob_sink = llama.logprob_sink, None
-                ids, llama.token_sink = llama.token_sink or [], None
             if watch.cancelled:
                 return
             n_prompt, n_out = watch.usage(finish)
             if parser is not None and parser.complete:
                 finish = "tool_calls"
-            texts = ([llama.detokenize([t]).decode("utf-8", "replace") for t in ids[:n_out]]
-                     if sink is not None else None)
-            conn.send(Done(finish, n_prompt, n_out, watch.ttft_s,
-                           sink[:n_out] if sink is not None else None, queued_s, texts))
+            logprobs = texts = None
+            if sink is not None:  # a sampled end-of-generation token is not part of the answer
+                logprobs = [lp for _, lp in sink[:n_out]]
+                texts = [llama.detokenize([t]).decode("utf-8", "replace") for t, _ in sink[:n_out]]
+            conn.send(Done(finish, n_prompt, n_out, watch.ttft_s, logprobs, queued_s, texts))
 
 
 def _stream(chunks: Any, conn: Connection, watch: _Watch,
@@ -215,14 +214,13 @@ class _Watch:
 
 
 class LogprobLlama(Llama):  # type: ignore[misc]
-    """Records the log-probability (and id) of each sampled token when ``logprob_sink`` is a list.
+    """Records each sampled token and its log-probability when ``logprob_sink`` is a list.
 
     llama-cpp-python only offers logprobs with ``logits_all=True``, which keeps a context-sized
     logits matrix (hundreds of MB); the logits of the position just sampled are all it takes.
     """
 
-    logprob_sink: list[float] | None = None
-    token_sink: list[int] | None = None  # the sampled ids, beside logprob_sink
+    logprob_sink: list[tuple[int, float]] | None = None
     check_first = True  # False: llama-cpp-python's own chain (the bench's baseline)
 
     def _init_sampler(self, *args: Any, **kwargs: Any) -> Any:
@@ -245,13 +243,11 @@ class LogprobLlama(Llama):  # type: ignore[misc]
         token = int(super().sample(*args, **kwargs))
         idx: int | None = kwargs.get("idx")  # ``generate`` passes every argument by keyword
         if self.logprob_sink is not None:
-            if self.token_sink is not None:
-                self.token_sink.append(token)
             ridx = idx - self.n_tokens if idx is not None else -1
             logits = np.ctypeslib.as_array(self._ctx.get_logits_ith(ridx), shape=(self._n_vocab,))
             top = float(logits.max())
             lse = top + math.log(float(np.exp(logits - top).sum()))
-            self.logprob_sink.append(float(logits[token]) - lse)
+            self.logprob_sink.append((token, float(logits[token]) - lse))
         return token
 
 
