@@ -17,6 +17,8 @@ from modelyard_platform.auth import create_key
 from modelyard_platform.jobs import store
 from modelyard_platform.jobs.events import EventBus
 from modelyard_platform.jobs.runner import JobRunner
+from modelyard_platform.jobs.store import lease
+from modelyard_platform.jobs.store.events import stage_event
 from modelyard_platform.jobs.transient import is_transient
 from modelyard_platform.models import Job, JobStatus
 from modelyard_platform.products import EchoInput, EchoOutput
@@ -108,12 +110,12 @@ def test_a_job_ends_together_with_its_terminal_event(settings: Settings,
         job, _ = store.create_job(session, team_id=1, product="echo",
                                   input_data={"message": "x"}, options={})
         assert store.claim(session, job.id, "w1", 30) is not None
-        real_stage = store._stage_event
+        real_stage = stage_event
 
         def broken(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("the database went away")
 
-        monkeypatch.setattr(store, "_stage_event", broken)
+        monkeypatch.setattr(lease, "stage_event", broken)
         try:
             store.finish(session, job.id, "w1", JobStatus.succeeded, result={"message": "x"})
         except RuntimeError:
@@ -121,7 +123,7 @@ def test_a_job_ends_together_with_its_terminal_event(settings: Settings,
         row = store.get_job(session, team_id=None, job_id=job.id)
         assert row.status == JobStatus.running and row.result is None
 
-        monkeypatch.setattr(store, "_stage_event", real_stage)
+        monkeypatch.setattr(lease, "stage_event", real_stage)
         assert store.finish(session, job.id, "w1", JobStatus.succeeded, result={"message": "x"})
         seen = [(e.type, e.data.get("status")) for e in store.events_after(session, job.id, 0)]
         assert seen[-1] == ("status", "succeeded")
