@@ -86,6 +86,20 @@ def test_doc_summary_maps_chunks_in_parallel_and_reduces(product_ctx: Any,
     assert_trace_matches_calls(output, product_ctx)
 
 
+def test_doc_summary_of_a_one_chunk_document_reads_it_once(product_ctx: Any) -> None:
+    text = ("The Lisbon office moved to a new building on Rua Augusta in March. Rent fell by 18 "
+            "percent and the lease runs for five years. Forty staff work there.")
+    product = PRODUCTS["doc-summary"]
+    output = product.run({"text": text, "target_words": 30}, product_ctx)
+    jsonschema.validate(output, product.output_model.model_json_schema())
+    assert output["chunks"] == 1 and output["reduce_levels"] == 0
+    assert output["summary"] and output["key_points"]
+    # no chunk summary: the final pass is the only model call and it was given the document
+    assert [e["node"] for e in output["trace"]] == ["finalize"]
+    assert {r.node for r in calls(product_ctx)} == {"finalize"}
+    assert_trace_matches_calls(output, product_ctx)
+
+
 def test_resume_does_not_rerun_finished_nodes(product_ctx: Any) -> None:
     product = PRODUCTS["ticket-triage"]
     assert run_product(product, TICKET, product_ctx, interrupt_after=["classify"]) == {}

@@ -1,7 +1,9 @@
 """doc-summary: split by tokens with overlap, summarise chunks in parallel, reduce until it fits.
 
 Each chunk summary is a small call a cheap model handles; only the final pass (summary + key
-points, schema-constrained) sees the whole document's gist.
+points, schema-constrained) sees the whole document's gist.  A document that fits in one chunk
+skips the map: its chunk summary would be a second full read of the same text (a third of the
+job's cost on the local ladder, #12), so the final pass reads the document itself.
 """
 
 from __future__ import annotations
@@ -105,11 +107,15 @@ def split(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
     chunks = split_by_tokens(state["text"], chunk_tokens=settings.summary_chunk_tokens,
                              overlap_tokens=settings.summary_overlap_tokens)
     runtime.context.emit({"type": "progress", "node": "split", "chunks": len(chunks)})
+    if len(chunks) == 1:  # the document is its own notes: finalize reads it directly
+        return {"chunks": chunks, "levels": 0, "summaries": chunks}
     return {"chunks": chunks, "levels": 0}
 
 
-def fan_out(state: State) -> list[Send]:
+def fan_out(state: State) -> list[Send] | str:
     chunks = state["chunks"]
+    if len(chunks) == 1:
+        return "finalize"
     return [Send("summarize_chunk", {"index": i, "chunk": c}) for i, c in enumerate(chunks)]
 
 
@@ -142,13 +148,25 @@ def needs_reduce(state: State) -> str:
     return "finalize" if len(summaries) <= 1 or fits(summaries, budget) else "reduce"
 
 
+def _leading_words(text: str, words: int) -> str:
+    """The document's first ``words`` words, cut back to a sentence end where there is one."""
+    tokens = text.split()
+    if len(tokens) <= words:
+        return " ".join(tokens)
+    head = " ".join(tokens[:words])
+    end = head.rfind(". ")
+    return head[: end + 1] if end > 0 else head
+
+
 def finalize(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
     words = state.get("target_words", 120)
+    direct = len(state["chunks"]) == 1
+    source = "this document" if direct else "these notes"
     spec = node_spec(runtime, "summarize", min_quality=0.3, max_output_tokens=words * 3,
                      needs_json_schema=True)
     request = GenerationRequest(
         messages=chat(SYSTEM, f"Write a summary of at most {words} words and up to five key "
-                      "points for these notes:\n\n" + "\n\n".join(state["summaries"])),
+                      f"points for {source}:\n\n" + "\n\n".join(state["summaries"])),
         max_tokens=words * 3,
         json_schema=FINAL_SCHEMA,
     )
@@ -156,8 +174,8 @@ def finalize(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
         result, entry = routed_call(runtime, "finalize", spec, request,
                                     json_schema_validator(FINAL_SCHEMA))
         data = json.loads(result.completion.text)
-    except CascadeExhausted as exc:  # no valid JSON: the reduced notes are still the gist
-        notes = state["summaries"]
+    except CascadeExhausted as exc:  # no valid JSON: the notes (or the opening) are the gist
+        notes = [_leading_words(state["summaries"][0], words)] if direct else state["summaries"]
         data = {"summary": " ".join(notes), "key_points": [n.split(". ")[0] for n in notes][:5]}
         entry = exhausted_entry("finalize", exc)
     return {"summary": data["summary"].strip(), "key_points": data["key_points"],
@@ -175,7 +193,7 @@ def build_graph() -> StateGraph[Any, Any, Any, Any]:
     graph.add_node("reduce", observed("reduce", reduce_level))
     graph.add_node("finalize", observed("finalize", finalize))
     graph.add_edge(START, "split")
-    graph.add_conditional_edges("split", fan_out, ["summarize_chunk"])
+    graph.add_conditional_edges("split", fan_out, ["summarize_chunk", "finalize"])
     graph.add_edge("summarize_chunk", "collect")
     graph.add_conditional_edges("collect", needs_reduce, ["reduce", "finalize"])
     graph.add_conditional_edges("reduce", needs_reduce, ["reduce", "finalize"])
@@ -198,7 +216,8 @@ PRODUCT = Product(
     slug="doc-summary",
     title="Document summary",
     description="Summarise a long document: chunks summarised in parallel by a cheap model, "
-    "reduced hierarchically, then a final summary with key points.",
+    "reduced hierarchically, then a final summary with key points (a document of one chunk "
+    "goes straight to the final pass).",
     input_model=SummaryInput,
     output_model=SummaryOutput,
     build_graph=build_graph,
