@@ -105,3 +105,16 @@ def fits(
     summaries: Sequence[str], budget_tokens: int, count: TokenCounter = estimate_tokens
 ) -> bool:
     return count("\n".join(summaries)) <= budget_tokens
+
+
+def opening(text: str, words: int) -> str:
+    """The first ``words`` words of ``text``, cut back to the last sentence end among them.
+
+    What stands in for a summary when no model produced one (doc-summary's last resort).
+    """
+    tokens = text.split()
+    if len(tokens) <= words:
+        return " ".join(tokens)
+    head = tokens[:words]
+    ends = [i for i, word in enumerate(head) if word.endswith((".", "!", "?"))]
+    return " ".join(head[: ends[-1] + 1] if ends else head)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from modelyard_agents.text import estimate_tokens, fits, group_for_reduction, split_by_tokens
+from modelyard_agents.text import (
+    estimate_tokens,
+    fits,
+    group_for_reduction,
+    opening,
+    split_by_tokens,
+)
 
 
 def words(n: int, start: int = 0) -> str:
@@ -74,3 +80,11 @@ def test_estimate_is_four_characters_per_token_rounded_up() -> None:
     assert estimate_tokens("") == 0
     assert estimate_tokens("abcd") == 1
     assert estimate_tokens("abcde") == 2
+
+
+def test_opening_stops_at_a_sentence_end_within_the_budget() -> None:
+    text = "The office moved in March. Rent fell by 18 percent. Forty staff work there now."
+    assert opening(text, 10) == "The office moved in March. Rent fell by 18 percent."
+    assert opening(text, 9) == "The office moved in March."
+    assert opening(text, 4) == "The office moved in"  # no sentence end among them: the words
+    assert opening("  One   short\nline. ", 10) == "One short line."  # whole, spaces folded

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..contract import NodeContext, Product, TraceEntry
 from ..nodes import chat, exhausted_entry, node_spec, observed, routed_call
-from ..text import fits, group_for_reduction, split_by_tokens
+from ..text import fits, group_for_reduction, opening, split_by_tokens
 
 SYSTEM = "You summarise documents faithfully and briefly. Never invent facts."
 
@@ -148,16 +148,6 @@ def needs_reduce(state: State) -> str:
     return "finalize" if len(summaries) <= 1 or fits(summaries, budget) else "reduce"
 
 
-def _leading_words(text: str, words: int) -> str:
-    """The document's first ``words`` words, cut back to a sentence end where there is one."""
-    tokens = text.split()
-    if len(tokens) <= words:
-        return " ".join(tokens)
-    head = " ".join(tokens[:words])
-    end = head.rfind(". ")
-    return head[: end + 1] if end > 0 else head
-
-
 def finalize(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
     words = state.get("target_words", 120)
     direct = len(state["chunks"]) == 1
@@ -175,7 +165,7 @@ def finalize(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
                                     json_schema_validator(FINAL_SCHEMA))
         data = json.loads(result.completion.text)
     except CascadeExhausted as exc:  # no valid JSON: the notes (or the opening) are the gist
-        notes = [_leading_words(state["summaries"][0], words)] if direct else state["summaries"]
+        notes = [opening(state["summaries"][0], words)] if direct else state["summaries"]
         data = {"summary": " ".join(notes), "key_points": [n.split(". ")[0] for n in notes][:5]}
         entry = exhausted_entry("finalize", exc)
     return {"summary": data["summary"].strip(), "key_points": data["key_points"],
