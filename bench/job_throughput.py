@@ -6,6 +6,11 @@ time per job of the API process and of the worker processes (user + system, the 
 included): it moves much less with the machine's load than latency does.
 
     .venv/bin/python bench/job_throughput.py [--jobs 200] [--clients 1 16 64] [--postgres]
+        [--concurrency 2]
+
+``--concurrency`` is the worker's process count (``MODELYARD_WORKER_CONCURRENCY``): a child
+running a short job mostly waits on the database (on PostgreSQL, for each commit's WAL flush), so
+more children than cores can share those waits.
 """
 
 from __future__ import annotations
@@ -65,13 +70,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     args = parser.parse_args()
     print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; worker processes "
+          f"{args.concurrency}")
     print(f"{'clients':>8} {'jobs':>6} {'submit p50 ms':>14} {'submit p99 ms':>14} "
           f"{'jobs/s':>8} {'api cpu ms/job':>15} {'worker cpu ms/job':>18}")
     with (postgres_db() if args.postgres else _none()) as database_url, \
-            stack(args.redis_url, model=False, database_url=database_url) as s:
+            stack(args.redis_url, model=False, database_url=database_url,
+                  concurrency=args.concurrency) as s:
         run(s.base_url, s.key, 10, 2)  # warm-up: worker children, connections
         for clients in args.clients:
             before = cpu_by_role()
