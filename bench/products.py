@@ -42,7 +42,7 @@ failed jobs included) and the product's one quality metric:
 A job that raises scores 0 and still counts its billed calls.  ``--from-dump`` scores every
 job's output again with today's metrics.
 
-    .venv/bin/python bench/products.py [--items 4] [--eval-limit 10] [--quick]
+    .venv/bin/python bench/products.py [--items 4] [--eval-limit 10] [--eval-more KIND=N] [--quick]
         [--models-dir DIR] [--products ticket-triage] [--modes routed,largest,smallest,middle]
         [--dump jobs.jsonl] [--from-dump jobs.jsonl]
 """
@@ -202,14 +202,33 @@ def build_catalogue(settings: Settings, args: argparse.Namespace) -> list[str]:
 
 
 def score_models(
-    settings: Settings, runtimes: RuntimeFactory, names: list[str], limit: int
+    settings: Settings, runtimes: RuntimeFactory, names: list[str], limit: int,
+    more: dict[str, int] | None = None,
 ) -> None:
+    """Every suite on ``limit`` items, then each kind in ``more`` again on its own item count.
+
+    The later, larger sample's Score is the one routing reads (the newest per model and kind),
+    as after an operator's ``yard models eval MODEL --suite KIND``.
+    """
     for name in names:
         t = time.perf_counter()
         with session_scope(settings.effective_database_url) as session:
             results = evaluate_model(session, runtimes, name, limit=limit)
+            for kind, n in (more or {}).items():
+                results += evaluate_model(session, runtimes, name, kinds=[kind], limit=n)
         scores = ", ".join(f"{r.kind}={r.value:.2f}" for r in results)
         console.print(f"  scored {name:15s} {scores}  ({time.perf_counter() - t:.0f} s)")
+
+
+def kind_limits(values: list[str]) -> dict[str, int]:
+    """``--eval-more summarize=30`` as ``{"summarize": 30}``; ValueError naming a bad one."""
+    limits = {}
+    for value in values:
+        kind, _, n = value.partition("=")
+        if not kind or not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--eval-more takes KIND=N (N >= 1), got {value!r}")
+        limits[kind] = int(n)
+    return limits
 
 
 def most_expensive(settings: Settings) -> tuple[str, Table]:
@@ -334,6 +353,8 @@ def ordered(modes: list[tuple[str, dict[str, Any]]], n: int) -> list[tuple[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=4, help="gold items per product (max 60)")
+    parser.add_argument("--eval-more", action="append", default=[], metavar="KIND=N",
+                        help="score KIND again on N items after --eval-limit (routing reads it)")
     parser.add_argument("--eval-limit", type=int, default=10,
                         help="items per eval suite used to score each model (a spread sample, "
                         "as at pull time)")
@@ -354,6 +375,10 @@ def main() -> None:
     parser.add_argument("--from-dump", type=Path,
                         help="only print the tables from a --dump file (a run cut short too)")
     args = parser.parse_args()
+    try:
+        more = kind_limits(args.eval_more)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.from_dump:
         from_dump(args.from_dump)
         return
@@ -374,7 +399,7 @@ def main() -> None:
     try:
         names = build_catalogue(settings, args)
         console.print(f"home {home}; scoring {', '.join(names)} on {args.eval_limit} items/suite")
-        score_models(settings, runtimes, names, args.eval_limit)
+        score_models(settings, runtimes, names, args.eval_limit, more)
         _priciest, model_table = most_expensive(settings)
         chosen_modes = [m for m in MODES if m in args.modes.split(",")]
         pins = {m: PINS[m] for m in chosen_modes if m in PINS}
