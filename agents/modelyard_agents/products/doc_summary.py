@@ -107,15 +107,20 @@ def split(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
     chunks = split_by_tokens(state["text"], chunk_tokens=settings.summary_chunk_tokens,
                              overlap_tokens=settings.summary_overlap_tokens)
     runtime.context.emit({"type": "progress", "node": "split", "chunks": len(chunks)})
-    if len(chunks) == 1:  # the document is its own notes: finalize reads it directly
+    if len(chunks) == 1:  # the document is its own notes (``read_directly``)
         return {"chunks": chunks, "levels": 0, "summaries": chunks}
     return {"chunks": chunks, "levels": 0}
 
 
+def read_directly(state: State) -> bool:
+    """A document of one chunk skips the map: the final pass reads the document itself."""
+    return len(state["chunks"]) == 1
+
+
 def fan_out(state: State) -> list[Send] | str:
-    chunks = state["chunks"]
-    if len(chunks) == 1:
+    if read_directly(state):
         return "finalize"
+    chunks = state["chunks"]
     return [Send("summarize_chunk", {"index": i, "chunk": c}) for i, c in enumerate(chunks)]
 
 
@@ -150,7 +155,7 @@ def needs_reduce(state: State) -> str:
 
 def finalize(state: State, runtime: Runtime[NodeContext]) -> dict[str, Any]:
     words = state.get("target_words", 120)
-    direct = len(state["chunks"]) == 1
+    direct = read_directly(state)
     source = "this document" if direct else "these notes"
     spec = node_spec(runtime, "summarize", min_quality=0.3, max_output_tokens=words * 3,
                      needs_json_schema=True)
