@@ -182,8 +182,8 @@ def run_job(
         "product": product, "mode": mode, "id": item["id"], "latency_s": result.latencies[-1],
         "cost_usd": cost, **scores, "gold": item["gold"],
         "output": {k: v for k, v in (output or {}).items() if k != "trace"},
-        "calls": [[c.node, c.model_name, c.outcome, round(c.latency_s, 2), c.reason[:160]]
-                  for c in calls],
+        "calls": [[c.node, c.model_name, c.outcome, round(c.latency_s, 2), c.reason[:160],
+                   c.prompt_tokens, c.completion_tokens, c.ttft_s] for c in calls],
     })
 
 
