@@ -127,3 +127,37 @@ def test_predictions_take_the_loop() -> None:
     got = CatalogueIndex(cands, loop_below=0).decide(spec, 10, LIMITS, predictions)
     assert explained(got) == explained(decide(spec, 10, cands, LIMITS, predictions))
     assert got.basis == "prediction"
+
+
+def test_the_front_prices_few_entries_and_picks_as_decide_at_every_length() -> None:
+    """Entries that can never win are dropped once per kind of request, whatever the prompt.
+
+    A catalogue of continuous prices and speeds (few exact ties) and one without a price: the
+    dominance argument must hold at every prompt length and max, or a pick would differ.
+    """
+    import dataclasses
+    import math
+
+    rng = random.Random(23)
+    cands = catalogue(300, rng)
+    for i, c in enumerate(cands):
+        if not c.is_local:
+            cands[i] = dataclasses.replace(c, price_in=rng.uniform(0.05, 5.0),
+                                           price_out=rng.uniform(0.1, 15.0))
+    cands[7] = dataclasses.replace(cands[7], backend="openai_compatible", price_in=math.nan)
+    index = CatalogueIndex(cands, loop_below=0)
+    picked = 0
+    for kind in ("classify", "chat"):
+        for budget in (None, 3.0):
+            for max_tokens in (16, 512):
+                spec = TaskSpec.build(kind=kind, min_quality=0.45, max_output_tokens=max_tokens,
+                                      latency_budget_s=budget, allow_unscored=budget is None)
+                for tokens in range(0, 4200, 97):
+                    got = index.decide(spec, tokens, LIMITS)
+                    expected = decide(spec, tokens, cands, LIMITS)
+                    assert (got.chosen.to_dict() if got.chosen else None) == (
+                        expected.chosen.to_dict() if expected.chosen else None)
+                    picked += got.chosen is not None
+                front = index._front(spec, LIMITS)
+                assert 0 < len(front) < len(cands) // 3  # most entries can never win
+    assert picked > 100
