@@ -8,8 +8,8 @@ length and the request's max tokens, ``i`` is adequate whenever ``j`` is and cos
 the pick: this holds for every prompt length, so dominated entries are dropped once per *kind of
 request* (needed capabilities, machine limits, task kind, whether unscored models may serve,
 whether a latency budget applies), and a request prices only the rest: the *front*, tens of
-entries where the catalogue has a thousand (measured: 22 of 1,000 random entries for chat, 60
-with a latency budget).
+entries where the catalogue has a thousand (``bench/router_latency.py``'s 1,000 random entries:
+37-54 for its three kinds, 104 for chat with a latency budget).
 
 Why "whatever the prompt's length" holds: each price and each limit is a monotone function of
 one entry's columns, with the same floating-point operations for both entries.
