@@ -21,7 +21,7 @@ from .base import (
 )
 from .cpu_slots import auto_slots
 from .llama_cpp import LlamaCppRuntime, LlamaPool
-from .openai_compat import OpenAICompatRuntime, check_health, shared_client
+from .openai_compat import OpenAICompatRuntime, check_health, pooled_transport, shared_client
 from .replicas import ReplicaSet, ReplicaState
 
 __all__ = [
@@ -58,7 +58,8 @@ class RuntimeFactory:
                        else settings.local_cpu_slots),
             cpu_wait_s=settings.local_cpu_wait_s,
         )
-        self.http = shared_client()  # one keep-alive pool for every remote model
+        self.transport = pooled_transport()  # one keep-alive pool for every remote model
+        self.http = shared_client(self.transport)
         self.egress = EgressPolicy(settings.egress_allow)
         self.replica_sets: dict[str, ReplicaSet] = {}  # per remote model: in flight, health
         self._replicas_lock = threading.Lock()
@@ -96,7 +97,7 @@ class RuntimeFactory:
             read_timeout_s=self.settings.read_timeout_s,
             max_retries=self.settings.max_retries,
             response_format=entry.response_format,
-            client=self.http,
+            transport=self.transport,
             egress=self.egress,
         )
         self._remote[entry.name] = (entry, api_key, runtime)

@@ -41,13 +41,22 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
 
 log = logging.getLogger(__name__)
+# What ``httpx.Client`` would send by default (a client is not built per runtime for them).
+_DEFAULT_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "Connection": "keep-alive",
+                    "User-Agent": f"python-httpx/{httpx.__version__}"}
 
 
-def shared_client(max_connections: int = 512) -> httpx.Client:
-    """The process's pooled client: keep-alive connections reused across requests and threads."""
+def pooled_transport(max_connections: int = 512) -> httpx.HTTPTransport:
+    """The process's keep-alive connection pool, shared across requests and threads."""
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max_connections, keepalive_expiry=30)
-    return httpx.Client(limits=limits, timeout=httpx.Timeout(120.0, connect=5.0))
+    return httpx.HTTPTransport(limits=limits)
+
+
+def shared_client(transport: httpx.HTTPTransport | None = None) -> httpx.Client:
+    """A client over ``transport`` (a new pool by default): health probes and other calls."""
+    return httpx.Client(transport=transport or pooled_transport(),
+                        timeout=httpx.Timeout(120.0, connect=5.0))
 
 
 def check_health(base_url: str, api_key: str | None, timeout_s: float,
@@ -88,7 +97,7 @@ class OpenAICompatRuntime:
         max_retries: int,
         backoff_s: float = 0.5,
         response_format: str = "json_schema",
-        client: httpx.Client | None = None,
+        transport: httpx.HTTPTransport | None = None,
         replicas: ReplicaSet | None = None,
         egress: EgressPolicy | None = None,
     ) -> None:
@@ -102,10 +111,14 @@ class OpenAICompatRuntime:
         self.read_timeout_s = read_timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self.client = client or shared_client(16)
+        # The pool itself, not a client: ``httpx.Client.send``'s layers (auth, redirects, cookie
+        # jar, response wrapping) were a third of the backend call's CPU and none applies to a
+        # POST to a model server (py-spy, #15); the transport still maps errors to httpx's.
+        self.transport = transport or pooled_transport(16)
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # A call's request is built from parts made once here (``_request``).
-        self._request_headers = {**self.client.headers, "Content-Type": "application/json",
+        # A call's request is built from parts made once here (``_request``): httpx's default
+        # headers (user agent, accept, keep-alive), then ours.
+        self._request_headers = {**_DEFAULT_HEADERS, "Content-Type": "application/json",
                                  **self.headers}
         self._timeouts = self.timeout.as_dict()
         self.replicas = replicas or ReplicaSet(
@@ -172,7 +185,7 @@ class OpenAICompatRuntime:
                     self.replicas.release(replica)
                     raise BackendError(f"{self.name}: {exc.message}") from None
             try:
-                response = self.client.send(self._request(base, payload), stream=True)
+                response = self.transport.handle_request(self._request(base, payload))
             except httpx.TimeoutException as exc:
                 self.replicas.release(replica)
                 log.warning("%s: no answer from %s", self.name, base)
@@ -234,7 +247,7 @@ class OpenAICompatRuntime:
         Same headers (the client's defaults, then ours) and timeouts; the body is the compact
         JSON httpx writes, by orjson; nothing is merged or encoded twice per call (the
         client's request building was a tenth of the backend call's CPU, #15), and no cookie
-        a backend set is sent back (the client is shared by every backend).
+        a backend set is sent back (the pool is shared by every backend).
         """
         return httpx.Request("POST", f"{base}/chat/completions", content=payload,
                              headers=self._request_headers, extensions={"timeout": self._timeouts})
