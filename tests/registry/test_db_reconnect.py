@@ -36,9 +36,9 @@ def test_every_pooled_connection_survives_a_server_restart(
 def test_a_session_the_server_ended_is_replaced(private_postgres: PrivatePostgres) -> None:
     engine = make_engine(private_postgres.admin_url)
     with engine.connect() as connection:
-        victim = connection.execute(text("select pg_backend_pid()")).scalar()
+        victim = connection.execute(text("select pg_backend_pid()")).scalar_one()
     with make_engine(private_postgres.admin_url).connect() as admin:
-        admin.execute(text(f"select pg_terminate_backend({int(victim)})"))
+        admin.execute(text("select pg_terminate_backend(:pid)"), {"pid": victim})
     with engine.connect() as connection:  # the same pool slot: a fresh session, no error
         assert connection.execute(text("select pg_backend_pid()")).scalar() != victim
     engine.dispose()
