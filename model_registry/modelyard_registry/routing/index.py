@@ -320,10 +320,17 @@ class _Ranked(Sequence[CandidateVerdict]):
         self._index = index
         self._spec = spec
         self._first = first
-        self._columns = columns
+        self._compute = columns
+        self._computed: tuple[Floats, Floats, Floats, Floats] | None = None
         self._picked = picked
         self._order: list[int] | None = None
         self._made: dict[int, CandidateVerdict] = {}
+
+    def _columns(self) -> tuple[Floats, Floats, Floats, Floats]:
+        """Every entry's columns, computed on first need and kept (a cascade reads them all)."""
+        if self._computed is None:
+            self._computed = self._compute()
+        return self._computed
 
     def _positions(self) -> list[int]:
         if self._order is None:

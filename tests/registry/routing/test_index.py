@@ -161,3 +161,25 @@ def test_the_front_prices_few_entries_and_picks_as_decide_at_every_length() -> N
                 front = index._front(spec, LIMITS)
                 assert 0 < len(front) < len(cands) // 3  # most entries can never win
     assert picked > 100
+
+
+def test_reading_the_whole_cascade_order_prices_the_catalogue_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cascade reads every adequate verdict (its reservation covers each one it may try):
+    the catalogue's columns are computed once for all of them, not once per verdict."""
+    cands = catalogue(200, random.Random(3))
+    index = CatalogueIndex(cands, loop_below=0)
+    spec = TaskSpec.build(kind="chat", min_quality=0.0, allow_unscored=True)
+    calls: list[int] = []
+    priced = index._columns
+
+    def counted(*args: object) -> object:
+        calls.append(1)
+        return priced(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index, "_columns", counted)
+    ranked = index.decide(spec, 100, LIMITS).ranked()
+    assert not calls  # the pick alone prices the front only
+    assert len([v.name for v in ranked]) > 20
+    assert len(calls) == 1
