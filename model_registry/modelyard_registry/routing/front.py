@@ -124,8 +124,8 @@ class Front:
             return None
         if latency is not None:
             seconds_ = float(latency[best])
-        else:  # the same two operations on one entry
-            seconds_ = tokens / float(self.prefill[best]) + float(priced.out_over_tps[best])
+        else:  # the same two operations on one entry (numpy's floats: a zero speed is inf)
+            seconds_ = float(t / self.prefill[best] + priced.out_over_tps[best])
         return best, value, None if seconds_ != seconds_ else seconds_
 
     def _priced(self, max_tokens: int, bar: float) -> _Priced:
