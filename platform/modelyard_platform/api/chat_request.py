@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from modelyard_registry.errors import InvalidInput
 from modelyard_registry.schema_limits import check_schema
 from modelyard_registry.settings import Settings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from .lean_route import json_body
 from .schemas import TOOL_CHOICE_SCHEMA, TOOL_SCHEMA
 from .tool_request import tool_choice, tool_names
 
@@ -122,27 +122,8 @@ class ChatRequest(BaseModel):
 
 
 def well_formed(raw: bytes, content_type: str | None) -> ChatRequest | None:
-    """``raw`` as a ``ChatRequest`` when FastAPI would read it as one, else None.
-
-    FastAPI parses a body as JSON only under an ``application/json`` (or ``+json``) content
-    type; the lean path takes the plain one (what SDKs send) and leaves the rest to FastAPI.
-    ``orjson`` reads exactly the JSON texts ``json.loads`` reads as the same value, except those
-    it refuses (NaN, integers past 64 bits, invalid UTF-8), which go to FastAPI too.
-    """
-    if not raw or content_type is None:
-        return None
-    if content_type.partition(";")[0].strip().lower() != "application/json":
-        return None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return ChatRequest.model_validate(data)
-    except ValidationError:
-        return None
+    """``raw`` as a ``ChatRequest`` when FastAPI would read it as one, else None (``json_body``)."""
+    return json_body(raw, content_type, ChatRequest)
 
 
 __all__ = ["ChatRequest", "Message", "ResponseFormat", "well_formed"]

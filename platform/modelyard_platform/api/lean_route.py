@@ -13,14 +13,42 @@ document, the middleware, the exception handlers and ``/metrics`` see no differe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .session_route import SessionRoute
 
 LeanHandler = Callable[[Request], Awaitable[Response | None]]
+M = TypeVar("M", bound=BaseModel)
+
+
+def json_body(raw: bytes, content_type: str | None, model: type[M]) -> M | None:
+    """``raw`` as a ``model`` when FastAPI would read it as one, else None.
+
+    FastAPI parses a body as JSON only under an ``application/json`` (or ``+json``) content
+    type; the lean path takes the plain one (what SDKs send) and leaves the rest to FastAPI.
+    ``orjson`` reads exactly the JSON texts ``json.loads`` reads as the same value, except those
+    it refuses (NaN, integers past 64 bits, invalid UTF-8), which go to FastAPI too.  The model
+    validates the parsed object in Python mode, as FastAPI validates a body parameter.
+    """
+    if not raw or content_type is None:
+        return None
+    if content_type.partition(";")[0].strip().lower() != "application/json":
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
 
 
 def lean_route(lean: LeanHandler) -> type[SessionRoute]:
@@ -39,4 +67,4 @@ def lean_route(lean: LeanHandler) -> type[SessionRoute]:
     return LeanRoute
 
 
-__all__ = ["LeanHandler", "lean_route"]
+__all__ = ["LeanHandler", "json_body", "lean_route"]
