@@ -106,8 +106,7 @@ class Front:
             np.multiply(t, self.remote_price_in, out=remote)
             remote += priced.remote_out_price
             remote /= PER_MILLION
-        fail = np.greater(t, priced.too_long)
-        fail |= priced.too_poor
+        fail = np.greater(t, priced.longest)
         if latency is not None and budget_s is not None:
             fail |= latency > budget_s
         np.putmask(cost, fail, np.inf)
@@ -135,9 +134,10 @@ class Front:
         if got is None:
             out = np.minimum(self.lengths, float(max_tokens))
             out_over_tps, nl = out / self.tps, self.n_local
-            got = _Priced(out_over_tps, out_over_tps[:nl], (out * self.price_out)[nl:],
-                          self.window - max_tokens,
-                          self.quality < bar)  # unscored (NaN) passes: only if allowed here
+            # under the bar: no prompt fits (unscored, NaN, passes: only allowed ones are here);
+            # no window (NaN): every prompt fits
+            longest = np.where(self.quality < bar, -np.inf, self.window - max_tokens)
+            got = _Priced(out_over_tps, out_over_tps[:nl], (out * self.price_out)[nl:], longest)
             if len(self._by_request) >= _CACHED:
                 self._by_request.clear()
             self._by_request[key] = got
@@ -149,8 +149,7 @@ class _Priced:
     out_over_tps: Floats  # the expected answer's decode time
     local_out_over_tps: Floats  # the same, of the local entries
     remote_out_price: Floats  # the expected answer's price (per million tokens), remote entries
-    too_long: Floats  # a prompt of more tokens than this does not fit
-    too_poor: Bools  # under the bar
+    longest: Floats  # the most prompt tokens an entry takes (-inf: under the bar; NaN: any)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ class CatalogueIndex:
         self._by_limits: dict[tuple[int, MachineLimits], tuple[Bools, Floats, Floats]] = {}
         self._by_kind: dict[tuple[str, int, MachineLimits], tuple[Floats, Floats, Floats]] = {}
         self._by_bar: dict[tuple[str, float, bool], Bools] = {}
-        self._fronts: dict[tuple[int, MachineLimits, str, bool, bool], Front] = {}
+        self._fronts: dict[tuple[bool, bool, MachineLimits, str, bool, bool], Front] = {}
 
     def __len__(self) -> int:
         return len(self.candidates)
@@ -117,13 +117,17 @@ class CatalogueIndex:
         tokens = self._tokens(prompt_tokens)
         if tokens is None:
             return self._loop(spec, prompt_tokens, limits, predictions, rule)
-        if pinned is None and isinstance(tokens, float):
-            picked = self._pick_on_front(spec, tokens, limits)
+        if pinned is None and isinstance(tokens, float):  # priced on the front only
+            front = self._front(spec, limits)
+            picked = front.pick(tokens, spec.max_output_tokens, spec.min_quality,
+                                spec.latency_budget_s,
+                                limits.machine_cost_per_hour / SECONDS_PER_HOUR)
             if picked is None:  # nothing adequate, the rare path: decide explains every candidate
                 return self._loop(spec, prompt_tokens, limits, predictions, rule)
-            first, values = picked
-            ranked = _Ranked(self, spec, first, lambda: self._columns(spec, tokens, limits)[:4],
-                             values)
+            k, price, seconds = picked
+            ranked = _Ranked(self, spec, int(front.at[k]),
+                             lambda: self._columns(spec, tokens, limits)[:4],
+                             (_value(front.quality, k), price, seconds))
             return self._conclude(spec, prompt_tokens, limits, rule, ranked)
         masked, quality, cost, latency, fail = self._columns(spec, tokens, limits)
         if pinned is not None:
@@ -166,23 +170,15 @@ class CatalogueIndex:
             fail |= self._quality_fail(kind, quality, spec.min_quality, spec.allow_unscored)
         return np.where(fail, np.inf, cost), quality, cost, latency, fail
 
-    def _pick_on_front(self, spec: TaskSpec, tokens: float, limits: MachineLimits
-                       ) -> tuple[int, tuple[float | None, float, float | None]] | None:
-        """``decide``'s pick, priced on the front only (``routing.front``); None: none adequate."""
-        front = self._front(spec, limits)
-        picked = front.pick(tokens, spec.max_output_tokens, spec.min_quality,
-                            spec.latency_budget_s,
-                            limits.machine_cost_per_hour / SECONDS_PER_HOUR)
-        if picked is None:
-            return None
-        k, cost, latency = picked
-        return int(front.at[k]), (_value(front.quality, k), cost, latency)
-
     def _front(self, spec: TaskSpec, limits: MachineLimits) -> Front:
-        """The front for this kind of request (``routing.front``), built once per catalogue."""
+        """The front for this kind of request (``routing.front``), built once per catalogue.
+
+        ``decide``'s pick, priced on the front only, is ``Front.pick``'s.
+        """
         kind = str(spec.kind)
         with_latency = spec.latency_budget_s is not None
-        key = (self._required(spec), limits, kind, spec.allow_unscored, with_latency)
+        key = (spec.needs_json_schema, spec.needs_tools, limits, kind, spec.allow_unscored,
+               with_latency)
         got = self._fronts.get(key)
         if got is None:
             static_fail, window, prefill = self._limits_columns(spec, limits)
