@@ -9,7 +9,7 @@ latency and adequacy for every entry at once: tens of microseconds at 1,000 entr
 Most entries of a large catalogue can never be the pick of a given kind of request: another
 entry is adequate whenever they are and never dearer.  ``routing.front`` drops them once per kind
 of request and catalogue change, so an unpinned request with one prompt-token count prices only
-the rest (the front: tens of entries of 1,000; p50 37 -> 19 microseconds, #15); every entry's
+the rest (the front: tens of entries of 1,000; p50 37 -> 18 microseconds, #15); every entry's
 columns are computed only when the cascade order or an explanation is read.
 
 The vectorised path answers the common case: no per-request predictions and at least one
