@@ -33,7 +33,7 @@ from ..pricing import PER_MILLION, SECONDS_PER_HOUR
 from ..taskspec import TaskKind, TaskSpec
 from .candidates import Candidate, MachineLimits
 from .decide import DecisionRule, decide
-from .front import Columns, Front, build_front
+from .front import Columns, Front, answer_lengths, build_front
 from .outcomes import Prediction
 from .verdicts import CandidateVerdict, Decision, Row
 
@@ -235,9 +235,8 @@ class CatalogueIndex:
         key = (kind, out_tokens, limits)
         got = self._by_kind.get(key)
         if got is None:
-            mean_out = self.lengths.get(kind, self._none)
-            out = np.where(np.isnan(mean_out), float(out_tokens),
-                           np.minimum(out_tokens, np.maximum(1.0, np.round(mean_out))))
+            out = np.minimum(answer_lengths(self.lengths.get(kind, self._none)),
+                             float(out_tokens))
             got = (self.quality.get(kind, self._none), out / self._tps(limits),
                    out * self.price_out)
             _remember(self._by_kind, key, got)
