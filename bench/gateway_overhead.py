@@ -18,10 +18,13 @@ other programs put on the machine, so it is the figure to compare across runs.
 worktree`` of an older commit; its own fresh database) and interleaves it in every phase
 (direct, baseline and modelyard, in an order that rotates), so old and new code are compared
 under the same load.
+``--floor`` also interleaves ``_floor_gateway.py``: uvicorn and a bare ASGI app forwarding to
+the same backend through an ``httpx`` pool, no key, routing or database.  What it adds is the
+Python HTTP hop alone on this machine; Modelyard's own work is its figure above the floor's.
 ``--phases`` runs some phases only (``sequential`` for the serving path's profile).
 
     .venv/bin/python bench/gateway_overhead.py [--postgres] [--workers N] [--requests 400]
-        [--phases sequential,streaming,concurrent] [--baseline /tmp/old-checkout]
+        [--phases sequential,streaming,concurrent] [--baseline /tmp/old-checkout] [--floor]
 """
 
 from __future__ import annotations
@@ -173,6 +176,25 @@ def gateway(redis_url: str, database_url: str | None, workers: int | None,
         shutil.rmtree(home, ignore_errors=True)
 
 
+@contextmanager
+def floor(direct: Target) -> Iterator[Target]:
+    """``_floor_gateway.py`` in front of the same backend: the bare Python hop, no Modelyard."""
+    port = free_port()
+    backend = direct.url.removesuffix("/chat/completions")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "_floor_gateway.py"),
+                             str(port), backend])
+    try:
+        _wait(f"http://127.0.0.1:{port}/healthz", proc, "floor gateway")
+        yield Target("floor", f"http://127.0.0.1:{port}/v1/chat/completions", {}, "instant",
+                     proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def one(http: httpx.Client, t: Target) -> float:
     start = time.perf_counter()
     r = http.post(t.url, json=BODY, headers=t.headers)
@@ -245,6 +267,8 @@ def main() -> None:
                         help=f"comma-separated, of {', '.join(PHASES)}")
     parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                         help="also run a checkout's code (its own database), interleaved")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run _floor_gateway.py (a bare ASGI proxy), interleaved")
     args = parser.parse_args()
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if unknown := set(phases) - set(PHASES):
@@ -264,6 +288,8 @@ def main() -> None:
             direct = direct or d
             gateways.append(through)
         assert direct is not None
+        if args.floor:
+            gateways.insert(0, stack.enter_context(floor(direct)))
         run(args, phases, direct, gateways)
 
 
