@@ -40,6 +40,27 @@ def test_generates_through_litellm(openai_server: str) -> None:
     assert 0 < done.ttft_s <= done.latency_s
 
 
+def test_calls_share_one_kept_alive_connection_and_a_stream_left_early_is_not_reused(
+    openai_server: str,
+) -> None:
+    """Sequential calls reuse one connection; a stream its reader stopped part-way closes
+    its connection, so the next call never reads the rest of that answer as its own."""
+    remote = runtime(openai_server)
+    connections = remote.pool.connection_from_url(openai_server)
+    for _ in range(3):
+        assert remote.generate(HELLO).text.strip()
+    assert connections.num_connections == 1
+    events = remote.stream(GenerationRequest(
+        messages=[{"role": "user", "content": "Count from one to forty in words."}],
+        max_tokens=96))
+    assert next(event for event in events if event.text)
+    events.close()  # the reader leaves with most of the answer unread
+    done = remote.generate(HELLO)
+    assert done.text.strip() and done.finish_reason in {"stop", "length"}
+    assert 0 < done.completion_tokens <= 16
+    assert connections.num_connections == 2
+
+
 def test_token_logprobs_and_texts_from_a_vllm_shaped_stream() -> None:
     """vLLM streams each chunk's ``logprobs.content`` (token, logprob); llama_cpp.server sends
     none on a chat stream, so this server writes what vLLM writes."""

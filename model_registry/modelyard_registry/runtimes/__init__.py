@@ -21,7 +21,13 @@ from .base import (
 )
 from .cpu_slots import auto_slots
 from .llama_cpp import LlamaCppRuntime, LlamaPool
-from .openai_compat import OpenAICompatRuntime, check_health, pooled_transport, shared_client
+from .openai_compat import (
+    OpenAICompatRuntime,
+    call_pool,
+    check_health,
+    pooled_transport,
+    shared_client,
+)
 from .replicas import ReplicaSet, ReplicaState
 
 __all__ = [
@@ -58,8 +64,8 @@ class RuntimeFactory:
                        else settings.local_cpu_slots),
             cpu_wait_s=settings.local_cpu_wait_s,
         )
-        self.transport = pooled_transport()  # one keep-alive pool for every remote model
-        self.http = shared_client(self.transport)
+        self.calls = call_pool()  # one keep-alive pool for every remote model's calls
+        self.http = shared_client(pooled_transport())  # health probes and other calls
         self.egress = EgressPolicy(settings.egress_allow)
         self.replica_sets: dict[str, ReplicaSet] = {}  # per remote model: in flight, health
         self._replicas_lock = threading.Lock()
@@ -97,7 +103,7 @@ class RuntimeFactory:
             read_timeout_s=self.settings.read_timeout_s,
             max_retries=self.settings.max_retries,
             response_format=entry.response_format,
-            transport=self.transport,
+            pool=self.calls,
             egress=self.egress,
         )
         self._remote[entry.name] = (entry, api_key, runtime)

@@ -1,14 +1,18 @@
-"""Remote models behind any OpenAI-compatible server (vLLM, llama.cpp server, ...) over httpx.
+"""Remote models behind any OpenAI-compatible server (vLLM, llama.cpp server, ...).
 
-One pooled ``httpx.Client`` per process (owned by ``RuntimeFactory``) speaks the wire format
-directly: a router in front of a model server must add as little as possible, and litellm's
-per-call machinery (client construction, callbacks, response objects) cost milliseconds per
-request on the hot path.  We keep control of the parts that matter for a router: explicit
-connect/read timeouts, retries only where a retry can help (5xx and connection failures, before
-any token arrived), exact usage from the stream (``stream_options.include_usage``), logprobs,
-and both JSON Schema dialects (``json_schema`` for OpenAI/vLLM, ``json_object`` + ``schema`` for
-llama-cpp-python's server).  A server that sends no usage gets litellm's tokenizer estimate,
-the only place litellm is still used (imported lazily, never phoning home).
+One keep-alive urllib3 pool per process (``call_pool``, owned by ``RuntimeFactory``) speaks the
+wire format directly: a router in front of a model server must add as little as possible, and
+litellm's per-call machinery (client construction, callbacks, response objects) cost
+milliseconds per request on the hot path.  urllib3 rather than httpx for the calls themselves:
+httpx's transport (httpcore and h11, in Python) took 541-699 us of CPU per streamed call where
+urllib3 takes 405, and the API 8% less CPU per chat request (``bench/gateway_overhead.py``,
+#15); health probes, off the request path, stay on httpx (``check_health``).  We keep control
+of the parts that matter for a router: explicit connect/read timeouts, retries only where a
+retry can help (5xx and connection failures, before any token arrived), exact usage from the
+stream (``stream_options.include_usage``), logprobs, and both JSON Schema dialects
+(``json_schema`` for OpenAI/vLLM, ``json_object`` + ``schema`` for llama-cpp-python's server).
+A server that sends no usage gets litellm's tokenizer estimate, the only place litellm is still
+used (imported lazily, never phoning home).
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ from typing import Any
 
 import httpx
 import orjson
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from ..egress import EgressPolicy
 from ..errors import BackendError, BackendTimeout, BackendUnreachable, InvalidInput
@@ -41,9 +52,21 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_TELEMETRY", "False")
 
 log = logging.getLogger(__name__)
-# What ``httpx.Client`` would send by default (a client is not built per runtime for them).
 _DEFAULT_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate", "Connection": "keep-alive",
-                    "User-Agent": f"python-httpx/{httpx.__version__}"}
+                    "User-Agent": "modelyard"}
+_READ = 65536  # at most per read; a read returns what has arrived (``read1``), never waits for more
+
+
+def call_pool(max_per_host: int = 128) -> urllib3.PoolManager:
+    """The process's keep-alive pool for model calls, shared across requests, threads and models.
+
+    No retries or redirects of its own (``_open`` decides what is retried), and the TLS trust
+    httpx gives the health probes (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``), so a
+    server is trusted alike by both.  Beyond ``max_per_host`` connections to one server at once,
+    extra ones are opened and closed after use rather than waited for.
+    """
+    return urllib3.PoolManager(num_pools=64, maxsize=max_per_host, block=False, retries=False,
+                               ssl_context=httpx.create_ssl_context())
 
 
 def pooled_transport(max_connections: int = 512) -> httpx.HTTPTransport:
@@ -97,7 +120,7 @@ class OpenAICompatRuntime:
         max_retries: int,
         backoff_s: float = 0.5,
         response_format: str = "json_schema",
-        transport: httpx.HTTPTransport | None = None,
+        pool: urllib3.PoolManager | None = None,
         replicas: ReplicaSet | None = None,
         egress: EgressPolicy | None = None,
     ) -> None:
@@ -107,20 +130,14 @@ class OpenAICompatRuntime:
         self.base_url = base_url
         self.served_name = served_name
         self.api_key = api_key
-        self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+        self.timeout = urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s)
         self.read_timeout_s = read_timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        # The pool itself, not a client: ``httpx.Client.send``'s layers (auth, redirects, cookie
-        # jar, response wrapping) were a third of the backend call's CPU and none applies to a
-        # POST to a model server (py-spy, #15); the transport still maps errors to httpx's.
-        self.transport = transport or pooled_transport(16)
+        self.pool = pool or call_pool(16)
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # A call's request is built from parts made once here (``_request``): httpx's default
-        # headers (user agent, accept, keep-alive), then ours.
         self._request_headers = {**_DEFAULT_HEADERS, "Content-Type": "application/json",
                                  **self.headers}
-        self._timeouts = self.timeout.as_dict()
         self.replicas = replicas or ReplicaSet(
             name, [base_url], lambda url: check_health(url, api_key, connect_timeout_s))
 
@@ -161,7 +178,7 @@ class OpenAICompatRuntime:
             )
         return body
 
-    def _open(self, body: dict[str, Any]) -> tuple[httpx.Response, Replica]:
+    def _open(self, body: dict[str, Any]) -> tuple[urllib3.BaseHTTPResponse, Replica]:
         """Send the request; retry 5xx and connection failures (nothing has streamed yet).
 
         With replicas, a failing endpoint hands the request to another one at once; a retry
@@ -185,31 +202,33 @@ class OpenAICompatRuntime:
                     self.replicas.release(replica)
                     raise BackendError(f"{self.name}: {exc.message}") from None
             try:
-                response = self.transport.handle_request(self._request(base, payload))
-            except httpx.TimeoutException as exc:
-                self.replicas.release(replica)
-                log.warning("%s: no answer from %s", self.name, base)
-                raise BackendTimeout(
-                    f"{self.name}: no answer within {self.read_timeout_s:g}s",
-                    reached=reached or _reached(exc),
-                ) from exc
-            except httpx.TransportError as exc:
+                response = self.pool.urlopen(
+                    "POST", f"{base}/chat/completions", body=payload,
+                    headers=self._request_headers, timeout=self.timeout, retries=False,
+                    redirect=False, preload_content=False)
+            except urllib3.exceptions.HTTPError as exc:
+                if _timed_out(exc):
+                    self.replicas.release(replica)
+                    log.warning("%s: no answer from %s", self.name, base)
+                    raise BackendTimeout(
+                        f"{self.name}: no answer within {self.read_timeout_s:g}s",
+                        reached=reached or _reached(exc),
+                    ) from exc
                 self.replicas.release(replica)
                 self.replicas.mark_down(replica, f"cannot reach {base}: {type(exc).__name__}")
                 reached = reached or _reached(exc)
                 failure = "dropped connection" if _reached(exc) else "connection"
                 error: Exception = exc
             else:
-                if response.status_code < 400:
+                if response.status < 400:
                     return response, replica
-                response.read()
-                response.close()
+                answer = _read_all(response)
                 self.replicas.release(replica)
-                status = response.status_code
+                status = response.status
                 if status < 500:
                     # The remote's words stay in the server log: callers see the status only.
                     log.warning("%s: %s refused the request (HTTP %d): %s", self.name, base,
-                                status, _error_message(response))
+                                status, _error_message(answer))
                     raise BackendError(
                         f"{self.name}: the endpoint refused the request (HTTP {status})",
                         reached=reached,
@@ -241,17 +260,6 @@ class OpenAICompatRuntime:
             attempt += 1
             tried = set()
 
-    def _request(self, base: str, payload: bytes) -> httpx.Request:
-        """The POST to one endpoint, as ``client.build_request(json=...)`` builds it, cheaper.
-
-        Same headers (the client's defaults, then ours) and timeouts; the body is the compact
-        JSON httpx writes, by orjson; nothing is merged or encoded twice per call (the
-        client's request building was a tenth of the backend call's CPU, #15), and no cookie
-        a backend set is sent back (the pool is shared by every backend).
-        """
-        return httpx.Request("POST", f"{base}/chat/completions", content=payload,
-                             headers=self._request_headers, extensions={"timeout": self._timeouts})
-
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         body = self.body(request)
         watch = Stopwatch()
@@ -265,7 +273,7 @@ class OpenAICompatRuntime:
         n_chunks = 0
         complete = False
         try:
-            for line in response.iter_lines():
+            for line in _lines(response):
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
@@ -299,17 +307,17 @@ class OpenAICompatRuntime:
                     watch.mark_token()
                     calls.append(_tool_delta(call))
                     yield StreamEvent(tool_call=calls[-1])
-        except httpx.TimeoutException as exc:
+        except ReadTimeoutError as exc:
             raise BackendTimeout(
                 f"{self.name}: stream stalled beyond {self.read_timeout_s:g}s", reached=True
             ) from exc
-        except (httpx.TransportError, json.JSONDecodeError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError, json.JSONDecodeError) as exc:
             if not complete:  # a server that drops the connection after [DONE] lost nothing
                 raise BackendError(
                     f"{self.name}: stream broke: {exc.__class__.__name__}", reached=True
                 ) from exc
         finally:
-            response.close()
+            _done_with(response)
             self.replicas.release(replica)
         latency, ttft = watch.finish()
         if usage is not None and usage.get("completion_tokens") is not None:
@@ -332,12 +340,58 @@ class OpenAICompatRuntime:
         )
 
 
-def _reached(exc: httpx.HTTPError) -> bool:
-    """The request was sent whole before this failure: reading the answer failed.
+def _timed_out(exc: urllib3.exceptions.HTTPError) -> bool:
+    """No connection or no answer in time.
 
-    A refused or timed-out connection, or a failed write, never gave the server the request.
+    A refused connection is urllib3's subclass of the connect timeout, and is not one.
     """
-    return isinstance(exc, (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError))
+    return (isinstance(exc, (ReadTimeoutError, ConnectTimeoutError))
+            and not isinstance(exc, NewConnectionError))
+
+
+def _reached(exc: urllib3.exceptions.HTTPError) -> bool:
+    """The server may have had the request: the connection broke, or no answer came in time.
+
+    A refused connection, a failed name lookup or a connect timeout never gave it the request.
+    urllib3 reads on after a failed write (a server may answer early) and reports what the read
+    then meets, so a write cut off by a dying server also counts as reached: the attempt is
+    billed its reservation, never less than the server may have spent.
+    """
+    return isinstance(exc, (ReadTimeoutError, ProtocolError))
+
+
+def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[str]:
+    """The body's lines as they arrive: each read takes what is there, so no token waits."""
+    rest = b""
+    while chunk := response.read1(_READ):
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        for line in lines:
+            yield line.decode().rstrip("\r")
+    if rest:
+        yield rest.decode().rstrip("\r")
+
+
+def _read_all(response: urllib3.BaseHTTPResponse) -> bytes:
+    """An error answer's body, read whole so its connection goes back to the pool.
+
+    Empty when the connection breaks while it is read: the status says what happened.
+    """
+    try:
+        return response.read()
+    except urllib3.exceptions.HTTPError:
+        return b""
+    finally:
+        _done_with(response)
+
+
+def _done_with(response: urllib3.BaseHTTPResponse) -> None:
+    """Close a response; its connection goes back to the pool only if it was read to the end.
+
+    urllib3 hands the connection back as soon as the body has been read; a response read
+    part-way has its connection closed, since the next request on it would read this one's rest.
+    """
+    response.close()
 
 
 def _tool_delta(call: dict[str, Any]) -> ToolCallDelta:
@@ -348,11 +402,11 @@ def _tool_delta(call: dict[str, Any]) -> ToolCallDelta:
                          arguments=function.get("arguments") or "")
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(body: bytes) -> str:
     try:
-        error = response.json().get("error")
+        error = orjson.loads(body).get("error")
     except (ValueError, AttributeError):
-        return response.text[:200]
+        return body.decode(errors="replace")[:200]
     if isinstance(error, dict):
         return str(error.get("message") or error)[:200]
     return str(error)[:200]
