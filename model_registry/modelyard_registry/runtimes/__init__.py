@@ -21,13 +21,7 @@ from .base import (
 )
 from .cpu_slots import auto_slots
 from .llama_cpp import LlamaCppRuntime, LlamaPool
-from .openai_compat import (
-    OpenAICompatRuntime,
-    call_pool,
-    check_health,
-    pooled_transport,
-    shared_client,
-)
+from .openai_compat import OpenAICompatRuntime, call_pool, check_health, shared_client
 from .replicas import ReplicaSet, ReplicaState
 
 __all__ = [
@@ -65,7 +59,7 @@ class RuntimeFactory:
             cpu_wait_s=settings.local_cpu_wait_s,
         )
         self.calls = call_pool()  # one keep-alive pool for every remote model's calls
-        self.http = shared_client(pooled_transport())  # health probes and other calls
+        self.http = shared_client()  # health probes and other calls off the request path
         self.egress = EgressPolicy(settings.egress_allow)
         self.replica_sets: dict[str, ReplicaSet] = {}  # per remote model: in flight, health
         self._replicas_lock = threading.Lock()

@@ -69,17 +69,11 @@ def call_pool(max_per_host: int = 128) -> urllib3.PoolManager:
                                ssl_context=httpx.create_ssl_context())
 
 
-def pooled_transport(max_connections: int = 512) -> httpx.HTTPTransport:
-    """The process's keep-alive connection pool, shared across requests and threads."""
+def shared_client(max_connections: int = 512) -> httpx.Client:
+    """The process's pooled httpx client, for health probes and other calls off the request path."""
     limits = httpx.Limits(max_connections=max_connections,
                           max_keepalive_connections=max_connections, keepalive_expiry=30)
-    return httpx.HTTPTransport(limits=limits)
-
-
-def shared_client(transport: httpx.HTTPTransport | None = None) -> httpx.Client:
-    """A client over ``transport`` (a new pool by default): health probes and other calls."""
-    return httpx.Client(transport=transport or pooled_transport(),
-                        timeout=httpx.Timeout(120.0, connect=5.0))
+    return httpx.Client(limits=limits, timeout=httpx.Timeout(120.0, connect=5.0))
 
 
 def check_health(base_url: str, api_key: str | None, timeout_s: float,
