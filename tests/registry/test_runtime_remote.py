@@ -101,6 +101,34 @@ def test_token_logprobs_and_texts_from_a_vllm_shaped_stream() -> None:
     assert value_probability(done, "label") == pytest.approx(math.exp(-0.9))
 
 
+def test_a_byte_that_is_not_utf8_spoils_one_character_not_the_call() -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(b'data: {"choices": [{"index": 0, "delta": {"content": "caf\xe9"}}]}'
+                             b"\n\n")
+            end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+            self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
+            self.close_connection = True
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = runtime(f"http://127.0.0.1:{server.server_address[1]}/v1").generate(HELLO)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.text == "caf\ufffd"
+    assert done.finish_reason == "stop"
+
+
 def test_json_schema_through_response_format(openai_server: str) -> None:
     schema = {
         "type": "object",

@@ -355,15 +355,19 @@ def _reached(exc: urllib3.exceptions.HTTPError) -> bool:
 
 
 def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[str]:
-    """The body's lines as they arrive: each read takes what is there, so no token waits."""
+    """The body's lines as they arrive: each read takes what is there, so no token waits.
+
+    A byte that is not UTF-8 reads as U+FFFD, as httpx decoded it: a server's bad byte spoils
+    one character of the answer, not the call.
+    """
     rest = b""
     while chunk := response.read1(_READ):
         rest += chunk
         *lines, rest = rest.split(b"\n")
         for line in lines:
-            yield line.decode().rstrip("\r")
+            yield line.decode(errors="replace").rstrip("\r")
     if rest:
-        yield rest.decode().rstrip("\r")
+        yield rest.decode(errors="replace").rstrip("\r")
 
 
 def _read_all(response: urllib3.BaseHTTPResponse) -> bytes:
