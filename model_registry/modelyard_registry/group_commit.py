@@ -12,7 +12,8 @@ The committer has its own engine and connection: it never waits for the request 
 request waiting for a commit never holds a pooled connection the commit needs.  It keeps that
 one connection open between commits (commits are one at a time anyway): checking a connection
 out of a pool and back costs a reset each time, and on PostgreSQL a ping round trip.  A commit
-that fails drops the connection; the next one connects afresh.
+that fails drops the connection; the next one connects afresh.  On SQLite its commits never run
+the log's checkpoint themselves: a thread does, moments later (``wal_checkpoint``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session
 
-from .db import get_engine, make_engine
+from .db import get_engine, make_engine, sqlite_file
+from .wal_checkpoint import WalCheckpointer, no_autocheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,11 @@ class GroupCommitter:
     def __init__(self, db_url: str) -> None:
         get_engine(db_url)  # migrated
         self.engine: Engine = make_engine(db_url)
+        db_file = sqlite_file(db_url)
+        self.checkpointer = WalCheckpointer(db_file) if db_file is not None else None
+        if self.checkpointer is not None:
+            event.listen(self.engine, "connect",
+                         lambda dbapi_connection, _record: no_autocheckpoint(dbapi_connection))
         self._pending: list[_Item] = []
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()  # one transaction at a time, on one connection
@@ -67,6 +74,8 @@ class GroupCommitter:
         with self._commit_lock:
             self._drop()
         self.engine.dispose()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
 
     def _connect(self) -> Connection:
         if self._connection is None or self._connection.invalidated:
@@ -101,6 +110,8 @@ class GroupCommitter:
                 except Exception as one:
                     item.error = one
         finally:
+            if self.checkpointer is not None:
+                self.checkpointer.committed()
             for item in batch:
                 item.done.set()
 
