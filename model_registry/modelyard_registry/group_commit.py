@@ -13,7 +13,8 @@ request waiting for a commit never holds a pooled connection the commit needs.  
 one connection open between commits (commits are one at a time anyway): checking a connection
 out of a pool and back costs a reset each time, and on PostgreSQL a ping round trip.  A commit
 that fails drops the connection; the next one connects afresh.  On SQLite its commits never run
-the log's checkpoint themselves: a thread does, moments later (``wal_checkpoint``).
+the log's checkpoint themselves (a thread does, moments later: ``wal_checkpoint``), and each
+takes the write lock before its first statement (``sqlite_write_lock``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlmodel import Session
 
 from .db import get_engine, make_engine, sqlite_file
+from .sqlite_write_lock import lock_first
 from .wal_checkpoint import WalCheckpointer, no_autocheckpoint
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class GroupCommitter:
         if self.checkpointer is not None:
             event.listen(self.engine, "connect",
                          lambda dbapi_connection, _record: no_autocheckpoint(dbapi_connection))
+            lock_first(self.engine)
         self._pending: list[_Item] = []
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()  # one transaction at a time, on one connection

@@ -3,6 +3,7 @@ a failing write fails only its caller, and a broken connection is replaced by th
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -100,4 +101,33 @@ def test_sqlite_commits_leave_the_log_checkpoint_to_a_thread_of_its_own(tmp_path
         time.sleep(0.05)
     assert db.stat().st_size > size
     assert committer.checkpointer.checkpoints >= 1
+    committer.close()
+
+
+def test_a_sqlite_commit_waits_for_another_writer_and_then_goes_in(url: str) -> None:
+    """The committer's transactions take the write lock first and poll for it (no busy
+    timeout of their own): a write made while another connection holds the lock neither fails
+    nor goes in early, and is committed once the lock is let go."""
+    committer = GroupCommitter(url)
+    committer.write(lambda s: s.add(row("first")))
+    holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's writer, mid-transaction
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            committer.write(lambda s: s.add(row("waited")))
+        except BaseException as exc:  # the assertion below names it
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive() and errors == []  # waiting for the lock, not failed
+    assert not committed(url, "waited")
+    holder.execute("COMMIT")
+    writer.join(10)
+    assert not writer.is_alive() and errors == []
+    assert committed(url, "waited")
+    holder.close()
     committer.close()
