@@ -19,7 +19,7 @@ worktree`` of an older commit; its own fresh database) and interleaves it in eve
 (direct, baseline and modelyard, in an order that rotates), so old and new code are compared
 under the same load.
 ``--floor`` also interleaves ``_floor_gateway.py``: uvicorn and a bare ASGI app forwarding to
-the same backend through an ``httpx`` pool, no key, routing or database.  What it adds is the
+the same backend through an ``aiohttp`` pool, no key, routing or database.  What it adds is the
 Python HTTP hop alone on this machine; Modelyard's own work is its figure above the floor's.
 ``--phases`` runs some phases only (``sequential`` for the serving path's profile).
 
