@@ -28,16 +28,24 @@ from gateway_overhead import _none, postgres_db
 
 
 def cpu_by_role() -> dict[str, float]:
-    """CPU seconds so far of this bench's ``yard api`` and ``yard worker`` process trees."""
+    """CPU seconds so far of this bench's ``yard api`` and ``yard worker`` process trees.
+
+    A process counts for the command this bench started above it: ``yard api --workers N``'s
+    uvicorn children are the API's, whatever their own command line says.
+    """
     totals = {"api": 0.0, "worker": 0.0}
-    for proc in psutil.Process().children(recursive=True):
+    for top in psutil.Process().children():
         try:
-            cmd = proc.cmdline()
-            times = proc.cpu_times()
+            role = "api" if "api" in top.cmdline() else "worker"
+            tree = [top, *top.children(recursive=True)]
         except psutil.Error:
             continue
-        role = "api" if "api" in cmd else "worker"
-        totals[role] += times.user + times.system
+        for proc in tree:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            totals[role] += times.user + times.system
     return totals
 
 
