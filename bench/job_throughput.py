@@ -30,8 +30,8 @@ from gateway_overhead import _none, postgres_db
 def cpu_by_role() -> dict[str, float]:
     """CPU seconds so far of this bench's ``yard api`` and ``yard worker`` process trees.
 
-    A process counts for the command this bench started above it: ``yard api --workers N``'s
-    uvicorn children are the API's, whatever their own command line says.
+    A process counts for the command this bench started above it: the uvicorn children of
+    ``yard api --workers 2`` are the API's, whatever their own command line says.
     """
     totals = {"api": 0.0, "worker": 0.0}
     for top in psutil.Process().children():
