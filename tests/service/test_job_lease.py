@@ -129,3 +129,29 @@ def test_a_job_ends_together_with_its_terminal_event(settings: Settings,
         assert seen[-1] == ("status", "succeeded")
         assert store.get_job(session, team_id=None, job_id=job.id).status == JobStatus.succeeded
         assert not store.cancel_job(session, store.get_job(session, team_id=None, job_id=job.id))
+
+
+def test_a_step_event_goes_in_only_under_the_writers_live_lease(settings: Settings) -> None:
+    """The lease check is the INSERT's own condition: the lease holder's step event goes in with
+    its progress; another worker's, and any after a cancel, write nothing at all."""
+    url = settings.effective_database_url
+    with session_scope(url) as session:
+        create_key(session, team="ops")
+        job, _ = store.create_job(session, team_id=1, product="echo",
+                                  input_data={"message": "x"}, options={})
+        assert store.claim(session, job.id, "w1", 30) is not None
+        before = len(store.events_after(session, job.id, 0))
+
+        held = store.add_held_step_event(session, job.id, "w1", "node_finished",
+                                         {"node": "first"}, 0.5)
+        assert held is not None and held.seq == before + 1
+        assert store.add_held_step_event(session, job.id, "w2", "node_started",
+                                         {"node": "second"}, 0.9) is None
+        assert store.cancel_job(session, store.get_job(session, team_id=None, job_id=job.id))
+        assert store.add_held_step_event(session, job.id, "w1", "node_started",
+                                         {"node": "second"}, 0.9) is None
+
+        row = store.get_job(session, team_id=None, job_id=job.id)
+        assert row.progress == 0.5 and row.status == JobStatus.cancelled
+        events = [(e.type, e.data.get("node")) for e in store.events_after(session, job.id, 0)]
+    assert events[before:] == [("node_finished", "first"), ("status", None)]

@@ -240,17 +240,17 @@ class JobRunner:
         keeper has not noticed yet that the lease lapsed): a worker that lost it stops here.
         """
         data = {k: v for k, v in event.items() if k != "type"}
+        progress = None
+        if event.get("type") == "node_finished" and ctx.steps:
+            ctx.finished.add(str(event.get("node")))
+            progress = min(len(ctx.finished & set(ctx.steps)) / len(ctx.steps), 0.99)
         with self.sessions() as session:
-            current = store.lease_state(session, ctx.job_id)
-            if current is None or current[0] != JobStatus.running:
-                raise JobCancelled(ctx.job_id)
-            if current[1] != owner:
+            # The event and the progress it makes: one commit, only under this worker's lease.
+            stored = store.add_held_step_event(session, ctx.job_id, owner,
+                                               str(event.get("type", "event")), data, progress)
+            if stored is None:
+                current = store.lease_state(session, ctx.job_id)
+                if current is None or current[0] != JobStatus.running:
+                    raise JobCancelled(ctx.job_id)
                 raise LeaseLost(ctx.job_id)
-            progress = None
-            if event.get("type") == "node_finished" and ctx.steps:
-                ctx.finished.add(str(event.get("node")))
-                progress = min(len(ctx.finished & set(ctx.steps)) / len(ctx.steps), 0.99)
-            # The event and the progress it makes: one commit.
-            stored = store.add_step_event(session, ctx.job_id, str(event.get("type", "event")),
-                                          data, progress)
         self.bus.announce(ctx.job_id, stored.seq)
