@@ -29,7 +29,7 @@ from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.settings import Settings
 from pydantic import BaseModel
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import Session, col
 
 
 class TakenOver:
@@ -84,6 +84,15 @@ def test_a_worker_that_lost_its_lease_stops_at_its_next_step(settings: Settings)
     assert events == [("status", None), ("status", None), ("node_started", "first")]
 
 
+def claimed_echo_job(session: Session, owner: str) -> Job:
+    """A fresh ``echo`` job of a new team, claimed by ``owner``."""
+    create_key(session, team="ops")
+    job, _ = store.create_job(session, team_id=1, product="echo", input_data={"message": "x"},
+                              options={})
+    assert store.claim(session, job.id, owner, 30) is not None
+    return job
+
+
 def test_infrastructure_errors_are_transient_and_job_errors_are_not() -> None:
     assert is_transient(psycopg.OperationalError("server closed the connection"))
     assert is_transient(sqlite3.OperationalError("database is locked"))
@@ -104,12 +113,8 @@ def test_a_job_ends_together_with_its_terminal_event(settings: Settings,
     """The status change and its ``status`` event commit as one: a reader never sees a finished
     job whose terminal event is missing (an event stream used to end without it), and a failure
     to write the event leaves the job running for the next worker, never ended in silence."""
-    url = settings.effective_database_url
-    with session_scope(url) as session:
-        create_key(session, team="ops")
-        job, _ = store.create_job(session, team_id=1, product="echo",
-                                  input_data={"message": "x"}, options={})
-        assert store.claim(session, job.id, "w1", 30) is not None
+    with session_scope(settings.effective_database_url) as session:
+        job = claimed_echo_job(session, "w1")
         real_stage = stage_event
 
         def broken(*args: Any, **kwargs: Any) -> Any:
@@ -134,12 +139,8 @@ def test_a_job_ends_together_with_its_terminal_event(settings: Settings,
 def test_a_step_event_goes_in_only_under_the_writers_live_lease(settings: Settings) -> None:
     """The lease check is the INSERT's own condition: the lease holder's step event goes in with
     its progress; another worker's, and any after a cancel, write nothing at all."""
-    url = settings.effective_database_url
-    with session_scope(url) as session:
-        create_key(session, team="ops")
-        job, _ = store.create_job(session, team_id=1, product="echo",
-                                  input_data={"message": "x"}, options={})
-        assert store.claim(session, job.id, "w1", 30) is not None
+    with session_scope(settings.effective_database_url) as session:
+        job = claimed_echo_job(session, "w1")
         before = len(store.events_after(session, job.id, 0))
 
         held = store.add_held_step_event(session, job.id, "w1", "node_finished",
