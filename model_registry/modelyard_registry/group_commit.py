@@ -50,8 +50,7 @@ class GroupCommitter:
         db_file = sqlite_file(db_url)
         self.checkpointer = WalCheckpointer(db_file) if db_file is not None else None
         if self.checkpointer is not None:
-            event.listen(self.engine, "connect",
-                         lambda dbapi_connection, _record: no_autocheckpoint(dbapi_connection))
+            event.listen(self.engine, "connect", no_autocheckpoint)
             lock_first(self.engine)
         self._pending: list[_Item] = []
         self._queue_lock = threading.Lock()

@@ -27,8 +27,11 @@ INTERVAL_S = 0.2
 """How soon after a commit its pages are checkpointed; at most this often."""
 
 
-def no_autocheckpoint(dbapi_connection: sqlite3.Connection) -> None:
-    """Leave this connection's commits free of checkpoints (a ``WalCheckpointer`` runs them)."""
+def no_autocheckpoint(dbapi_connection: sqlite3.Connection, _record: object = None) -> None:
+    """Leave this connection's commits free of checkpoints (a ``WalCheckpointer`` runs them).
+
+    An engine's ``connect`` listener as it stands.
+    """
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
@@ -66,8 +69,7 @@ class WalCheckpointer:
                 self._dirty.clear()
                 try:
                     if connection is None:
-                        connection = sqlite3.connect(self.db_file, timeout=30,
-                                                     check_same_thread=False)
+                        connection = sqlite3.connect(self.db_file, timeout=30)
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     self.checkpoints += 1
                 except sqlite3.Error as exc:  # the next commit's wake-up tries again

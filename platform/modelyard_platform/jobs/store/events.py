@@ -25,8 +25,8 @@ _INSERT_EVENT = (
 )
 # The same event, written only while the job runs under the caller's lease: the check is the
 # INSERT's own ``WHERE``.  A step event was a lease SELECT and then the INSERT: a round trip
-# more per event (two of an ``echo`` job's ~19 on PostgreSQL, #15), and a lease could change
-# hands between the two statements.
+# more per event (two of an ``echo`` job's 22 statements on PostgreSQL, #15), and a lease
+# could change hands between the two statements.
 _INSERT_EVENT_IF_HELD = (
     insert(EVENTS)
     .from_select(
@@ -56,24 +56,18 @@ def stage_event(session: Session, job_id: str, type_: str, data: dict[str, Any])
 
 def add_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
     """Append an event with the next number (retried if a concurrent writer took it)."""
-    return add_step_event(session, job_id, type_, data, None)
-
-
-def add_step_event(
-    session: Session, job_id: str, type_: str, data: dict[str, Any], progress: float | None
-) -> JobEvent:
-    """Append a product's event and, with ``progress``, raise the job's progress: one commit."""
-    event = _append(session, job_id, type_, data, progress, owner=None)
+    event = _append(session, job_id, type_, data, None, owner=None)
     assert event is not None  # no owner: nothing to refuse it
     return event
 
 
 def add_held_step_event(session: Session, job_id: str, owner: str, type_: str,
                         data: dict[str, Any], progress: float | None) -> JobEvent | None:
-    """``add_step_event`` while the job runs under ``owner``'s lease; else None, nothing written.
+    """A product's event (and ``progress``) in one commit, only under ``owner``'s live lease.
 
-    The worker's step: a job cancelled or handed to another worker meanwhile takes no more of
-    this worker's events (``lease_state`` then tells which of the two happened).
+    None, and nothing written, when the job no longer runs under that lease: a job cancelled
+    or handed to another worker meanwhile takes no more of this worker's events
+    (``lease_state`` then tells which of the two happened).
     """
     return _append(session, job_id, type_, data, progress, owner=owner)
 
