@@ -8,6 +8,7 @@ to.  The first worker's next progress event must stop it, before it writes an ev
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -17,17 +18,19 @@ from modelyard_platform.auth import create_key
 from modelyard_platform.jobs import store
 from modelyard_platform.jobs.events import EventBus
 from modelyard_platform.jobs.runner import JobRunner
+from modelyard_platform.jobs.step_writer import GAP_S
 from modelyard_platform.jobs.store import lease
 from modelyard_platform.jobs.store.events import stage_event
 from modelyard_platform.jobs.transient import is_transient
 from modelyard_platform.models import Job, JobStatus
 from modelyard_platform.products import EchoInput, EchoOutput
 from modelyard_registry.catalog import utcnow
-from modelyard_registry.db import session_scope
+from modelyard_registry.db import get_engine, session_scope
 from modelyard_registry.routing.cascade import Cascade
 from modelyard_registry.runtimes import RuntimeFactory
 from modelyard_registry.settings import Settings
 from pydantic import BaseModel
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import update
 from sqlmodel import Session, col
 
@@ -48,11 +51,13 @@ class TakenOver:
 
     def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
         ctx.progress({"type": "node_started", "node": "first"})
+        time.sleep(GAP_S * 3)  # the step runs: its event is written meanwhile, under the lease
         with session_scope(self.settings.effective_database_url) as session:
             session.execute(update(Job).where(col(Job.id) == ctx.job_id)
                             .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
             session.commit()
             assert store.claim(session, ctx.job_id, "another-worker", 30) is not None
+        time.sleep(GAP_S * 3)  # frozen past its lease (in earnest: for seconds)
         ctx.progress({"type": "node_finished", "node": "first"})
         self.reached_second = True
         return {"message": "written by a worker that no longer owns the job"}
@@ -156,3 +161,74 @@ def test_a_step_event_goes_in_only_under_the_writers_live_lease(settings: Settin
         assert row.progress == 0.5 and row.status == JobStatus.cancelled
         events = [(e.type, e.data.get("node")) for e in store.events_after(session, job.id, 0)]
     assert events[before:] == [("node_finished", "first"), ("status", None)]
+
+
+class TwoSteps:
+    """A quick step, then a long one during which it watches its own job's event log."""
+
+    slug = "two-steps"
+    title = "Two steps"
+    description = "A quick step and a long one."
+    input_model: type[BaseModel] = EchoInput
+    output_model: type[BaseModel] = EchoOutput
+    steps: tuple[str, ...] = ("quick", "long")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.seen_during_long_step: list[tuple[str, Any]] = []
+
+    def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        ctx.progress({"type": "node_started", "node": "quick"})
+        ctx.progress({"type": "node_finished", "node": "quick"})
+        ctx.progress({"type": "node_started", "node": "long"})
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # a watcher polling the job while the step runs
+            with session_scope(self.settings.effective_database_url) as session:
+                seen = [(e.type, e.data.get("node")) for e in
+                        store.events_after(session, ctx.job_id, 0)]
+            if ("node_started", "long") in seen:
+                self.seen_during_long_step = seen
+                break
+            time.sleep(GAP_S / 5)
+        ctx.progress({"type": "node_finished", "node": "long"})
+        return {"message": "done"}
+
+
+def test_step_events_close_together_share_a_commit_and_still_show_while_a_step_runs(
+        settings: Settings) -> None:
+    """Events less than ``GAP_S`` apart go in together (with the outcome, for the last ones),
+    yet a watcher sees a long step's start while it runs, and the log keeps the product's order."""
+    url = settings.effective_database_url
+    commits: list[int] = []
+
+    def count(_conn: Any) -> None:
+        commits.append(1)
+
+    sqlalchemy_event.listen(get_engine(url), "commit", count)
+
+    def sessions() -> Any:
+        return session_scope(url)
+
+    product = TwoSteps(settings)
+    with session_scope(url) as session:
+        create_key(session, team="ops")
+        job, _ = store.create_job(session, team_id=1, product=product.slug,
+                                  input_data={"message": "x"}, options={})
+    commits.clear()
+    runner = JobRunner(settings, sessions, Cascade(sessions, settings, RuntimeFactory(settings)),
+                       EventBus(None), {product.slug: product})
+
+    try:
+        assert runner.run(job.id) == "succeeded"
+    finally:
+        sqlalchemy_event.remove(get_engine(url), "commit", count)
+
+    steps = [("node_started", "quick"), ("node_finished", "quick"), ("node_started", "long")]
+    assert product.seen_during_long_step[-3:] == steps
+    with session_scope(url) as session:
+        row = store.get_job(session, team_id=None, job_id=job.id)
+        events = [(e.type, e.data.get("node")) for e in store.events_after(session, job.id, 0)]
+    assert row.status == JobStatus.succeeded and row.progress == 1.0
+    assert events[-5:] == [*steps, ("node_finished", "long"), ("status", None)]
+    # the claim, the first three events together, the last one with the outcome
+    assert len(commits) == 3

@@ -33,6 +33,8 @@ from ..products import ProductLike
 from . import fair, store
 from .events import EventBus
 from .lease_keeper import LeaseKeeper
+from .step_writer import Flusher, StepWriter, Stop
+from .store import StepEvent
 from .transient import is_transient
 
 if TYPE_CHECKING:
@@ -107,6 +109,7 @@ class JobRunner:
         self.bus = bus
         self.products = products
         self.leases = LeaseKeeper(sessions, settings.job_lease_s)
+        self.flusher = Flusher()
         # Called when a fair-share claim leaves more fresh jobs queued (``turn`` wakes a worker).
         self.others_wait: Callable[[], None] = lambda: None
 
@@ -168,25 +171,33 @@ class JobRunner:
 
     def _execute(self, job: Job, owner: str, retries: int) -> str:
         product = self.products.get(job.product)
+        steps = StepWriter(self.sessions, self.bus, self.flusher, job.id, owner)
         try:
             if product is None:
                 raise ModelyardError(f"product {job.product!r} is not installed on this worker")
-            ctx = self._context(job, product, owner)
+            ctx = self._context(job, product, steps)
             output = product.run(dict(job.input), ctx)
             output = product.output_model.model_validate(output).model_dump(mode="json")
         except LeaseLost:
+            steps.take()
             return "lost the lease; stopped without writing, another worker owns the job"
         except JobCancelled:
+            steps.take()
             return "cancelled"
         except Exception as exc:
-            return self._failed(job, owner, exc, retries)
+            return self._failed(job, owner, exc, retries, steps)
         with self.sessions() as session:
-            if store.finish(session, job.id, owner, JobStatus.succeeded, result=output):
+            if store.finish(session, job.id, owner, JobStatus.succeeded, result=output,
+                            steps=steps.take()):
                 self.bus.announce(job.id, 0)
                 return "succeeded"
+            state = store.lease_state(session, job.id)
+        if state is not None and state[0] == JobStatus.cancelled:
+            return "cancelled"
         return "lost the lease before finishing; another worker owns the job"
 
-    def _failed(self, job: Job, owner: str, exc: Exception, retries: int) -> str:
+    def _failed(self, job: Job, owner: str, exc: Exception, retries: int,
+                steps: StepWriter) -> str:
         from celery.exceptions import SoftTimeLimitExceeded
 
         if isinstance(exc, SoftTimeLimitExceeded):
@@ -194,17 +205,19 @@ class JobRunner:
                 "time_limit", f"the job ran over {self.settings.job_soft_time_limit_s:g}s")
         else:
             retry = is_transient(exc) and retries < self.settings.job_max_retries
-            if retry and self._requeue(job, owner, exc, retries):
+            if retry and self._requeue(job, owner, exc, retries, steps.take()):
                 raise Transient(str(exc), job.id) from exc
             if not isinstance(exc, ModelyardError | ValidationError):
                 log.exception("job %s failed", job.id)
             body = job_error(exc)
         with self.sessions() as session:
-            store.finish(session, job.id, owner, JobStatus.failed, error=body)
+            store.finish(session, job.id, owner, JobStatus.failed, error=body,
+                         steps=steps.take())
         self.bus.announce(job.id, 0)
         return "failed"
 
-    def _requeue(self, job: Job, owner: str, exc: Exception, retries: int) -> bool:
+    def _requeue(self, job: Job, owner: str, exc: Exception, retries: int,
+                 steps: list[StepEvent]) -> bool:
         """Give the job back for a retry; True when a retry will find it.
 
         When the database itself is away, the requeue cannot be written: the lease then lapses
@@ -212,6 +225,8 @@ class JobRunner:
         """
         try:
             with self.sessions() as session:
+                if steps and store.add_held_step_events(session, job.id, owner, steps) is None:
+                    return False
                 if not store.requeue(session, job.id, owner):
                     return False
                 self.bus.emit(session, job.id, "status", {
@@ -225,32 +240,28 @@ class JobRunner:
             log.warning("job %s: could not requeue (%s); its lease will lapse", job.id, again)
             return True
 
-    def _context(self, job: Job, product: ProductLike, owner: str) -> JobContext:
+    def _context(self, job: Job, product: ProductLike, steps: StepWriter) -> JobContext:
         ctx = JobContext(
             job_id=job.id, team_id=job.team_id, options=RoutingOptions.parse(job.options),
             settings=self.settings, cascade=self.cascade, steps=tuple(product.steps),
         )
-        ctx.progress = lambda event: self._progress(ctx, event, owner)
+        ctx.progress = lambda event: self._progress(ctx, event, steps)
         return ctx
 
-    def _progress(self, ctx: JobContext, event: dict[str, Any], owner: str) -> None:
+    def _progress(self, ctx: JobContext, event: dict[str, Any], steps: StepWriter) -> None:
         """Store and announce a product event; stop the graph if the job was cancelled.
 
-        Every step also checks the lease against the row itself (a frozen process's lease
-        keeper has not noticed yet that the lease lapsed): a worker that lost it stops here.
+        The writer checks the lease against the row itself (a frozen process's lease keeper
+        has not noticed yet that the lease lapsed): a worker that lost it stops here.  Events
+        close together share a commit (``step_writer``).
         """
         data = {k: v for k, v in event.items() if k != "type"}
         progress = None
         if event.get("type") == "node_finished" and ctx.steps:
             ctx.finished.add(str(event.get("node")))
             progress = min(len(ctx.finished & set(ctx.steps)) / len(ctx.steps), 0.99)
-        with self.sessions() as session:
-            # The event and the progress it makes: one commit, only under this worker's lease.
-            stored = store.add_held_step_event(session, ctx.job_id, owner,
-                                               str(event.get("type", "event")), data, progress)
-            if stored is None:
-                current = store.lease_state(session, ctx.job_id)
-                if current is None or current[0] != JobStatus.running:
-                    raise JobCancelled(ctx.job_id)
-                raise LeaseLost(ctx.job_id)
-        self.bus.announce(ctx.job_id, stored.seq)
+        stopped = steps.add(StepEvent(str(event.get("type", "event")), data, progress))
+        if stopped is Stop.cancelled:
+            raise JobCancelled(ctx.job_id)
+        if stopped is Stop.lost:
+            raise LeaseLost(ctx.job_id)

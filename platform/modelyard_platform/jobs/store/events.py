@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from modelyard_registry.catalog import utcnow
@@ -54,11 +56,13 @@ def stage_event(session: Session, job_id: str, type_: str, data: dict[str, Any])
     return JobEvent(job_id=job_id, seq=int(seq), type=type_, data=data, created_at=created)
 
 
-def add_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
-    """Append an event with the next number (retried if a concurrent writer took it)."""
-    event = _append(session, job_id, type_, data, None, owner=None)
-    assert event is not None  # no owner: nothing to refuse it
-    return event
+@dataclass(frozen=True)
+class StepEvent:
+    """A product's event not written yet, and the progress it makes (None: none)."""
+
+    type: str
+    data: dict[str, Any]
+    progress: float | None = None
 
 
 def add_held_step_event(session: Session, job_id: str, owner: str, type_: str,
@@ -69,21 +73,55 @@ def add_held_step_event(session: Session, job_id: str, owner: str, type_: str,
     or handed to another worker meanwhile takes no more of this worker's events
     (``lease_state`` then tells which of the two happened).
     """
-    return _append(session, job_id, type_, data, progress, owner=owner)
+    return add_held_step_events(session, job_id, owner, [StepEvent(type_, data, progress)])
 
 
-def _append(session: Session, job_id: str, type_: str, data: dict[str, Any],
-            progress: float | None, *, owner: str | None) -> JobEvent | None:
-    for _ in range(5):
-        if owner is None:
-            event: JobEvent | None = stage_event(session, job_id, type_, data)
-        else:
-            event = _stage_if_held(session, job_id, owner, type_, data)
-            if event is None:
-                session.rollback()
+def add_held_step_events(session: Session, job_id: str, owner: str,
+                         events: Sequence[StepEvent]) -> JobEvent | None:
+    """``add_held_step_event`` for several events in order, in one commit; the last one stored.
+
+    Each INSERT carries the lease check, so a lease lost between two of them (a cancel commits
+    in between) rolls all of them back.
+    """
+    assert events
+
+    def stage() -> JobEvent | None:
+        last: JobEvent | None = None
+        for step in events:
+            last = _stage_if_held(session, job_id, owner, step.type, step.data)
+            if last is None:
                 return None
-        if progress is not None:
-            session.execute(_RAISE_PROGRESS, _progress_params(job_id, progress))
+        stage_progress(session, job_id, events)
+        return last
+
+    return _committed(session, job_id, stage)
+
+
+def stage_progress(session: Session, job_id: str, events: Sequence[StepEvent]) -> None:
+    """Raise the job's progress to the highest the events make, in the caller's transaction."""
+    made = [step.progress for step in events if step.progress is not None]
+    if made:
+        session.execute(_RAISE_PROGRESS, _progress_params(job_id, max(made)))
+
+
+def add_event(session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
+    """Append an event with the next number (retried if a concurrent writer took it)."""
+    event = _committed(session, job_id, lambda: stage_event(session, job_id, type_, data))
+    assert event is not None  # nothing to refuse it
+    return event
+
+
+def _committed(session: Session, job_id: str, stage: Callable[[], JobEvent | None]
+               ) -> JobEvent | None:
+    """``stage()`` committed, redone when a concurrent writer took an event's number.
+
+    None, with nothing written, when ``stage`` refuses (a lease no longer held).
+    """
+    for _ in range(5):
+        event = stage()
+        if event is None:
+            session.rollback()
+            return None
         try:
             session.commit()
         except IntegrityError:

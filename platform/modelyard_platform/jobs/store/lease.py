@@ -6,6 +6,7 @@ database decides who won.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -16,22 +17,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from ...models import TERMINAL, Job, JobStatus
-from .events import stage_event
+from .events import StepEvent, stage_event, stage_progress
 from .read import job_cost
 from .tables import JOBS, RUNNING
 
 
 def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any],
-         params: dict[str, Any] | None = None) -> bool:
+         params: dict[str, Any] | None = None, steps: Sequence[StepEvent] = ()) -> bool:
     """End a job: the conditional UPDATE ``ending`` and its ``status`` event in ONE transaction.
 
     Committed apart, a reader between the two commits saw a finished job with no terminal event
     (an event stream ended without it), and a worker killed between them lost it for good.
+    ``steps``, the product's events not written yet, go in before the status event: the
+    UPDATE's own condition is their lease check.
     """
     for _ in range(5):
         if session.execute(ending, params).rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
             return False
+        for step in steps:
+            stage_event(session, job_id, step.type, step.data)
+        stage_progress(session, job_id, steps)
         stage_event(session, job_id, "status", data)
         try:
             session.commit()
@@ -152,15 +158,20 @@ def finish(
     *,
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
+    steps: Sequence[StepEvent] = (),
 ) -> bool:
-    """Write the outcome once: only the lease holder of a still-running job may."""
+    """Write the outcome once: only the lease holder of a still-running job may.
+
+    ``steps`` are the product's last events, written in the same transaction (``StepWriter``).
+    """
     assert status in TERMINAL
     key = (status, result is not None, error is not None)
     ending = _FINISH.get(key)
     if ending is None:
         ending = _FINISH[key] = _finishing(*key)
     params = {"job": job_id, "owner": owner, "now": utcnow(), "result": result, "error": error}
-    return _end(session, ending, job_id, {"status": status.value, "error": error}, params)
+    return _end(session, ending, job_id, {"status": status.value, "error": error}, params,
+                steps)
 
 
 def requeue(session: Session, job_id: str, owner: str) -> bool:
