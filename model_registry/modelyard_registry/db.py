@@ -25,6 +25,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
 from .file_lock import file_lock
+from .pg_prepared import keep_prepared_statements
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6D6F64656C  # "model": the advisory lock every migrating process takes
@@ -54,6 +55,7 @@ def make_engine(url: str) -> Engine:
         return engine
     engine = create_engine(url)
     event.listen(engine, "checkout", _drop_if_closed)
+    keep_prepared_statements(engine)
     return engine
 
 
