@@ -18,7 +18,6 @@ from typing import Any
 import redis
 from sqlmodel import Session
 
-from ..models import JobEvent
 from . import store
 from .batcher import Batcher
 
@@ -36,10 +35,11 @@ class EventBus:
         self._redis = redis.Redis.from_url(redis_url) if redis_url else None
         self._out: Batcher[tuple[str, int]] = Batcher(self._publish, name="event-bus")
 
-    def emit(self, session: Session, job_id: str, type_: str, data: dict[str, Any]) -> JobEvent:
-        event = store.add_event(session, job_id, type_, data)
-        self.announce(job_id, event.seq)
-        return event
+    def emit(self, session: Session, job_id: str, type_: str, data: dict[str, Any]) -> int:
+        """Write the event and have it announced; its number."""
+        seq = store.add_event(session, job_id, type_, data)
+        self.announce(job_id, seq)
+        return seq
 
     def announce(self, job_id: str, seq: int) -> None:
         """Queue the announcement of a committed event; it is published moments later."""

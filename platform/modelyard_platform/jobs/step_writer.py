@@ -104,7 +104,7 @@ class StepWriter:
         self._pending = []
         self._written = time.monotonic()
         if stored is not None:
-            self._bus.announce(self.job_id, stored.seq)
+            self._bus.announce(self.job_id, stored)
 
 
 class Flusher:

@@ -83,16 +83,16 @@ def claim_and_start(
             session.rollback()
             return None
         job = Job(**row._mapping)
-        event = None
+        seq = None
         if 0 < job.attempts <= max_attempts:
-            event = stage_event(session, job_id, "status",
-                                {"status": JobStatus.running.value, "attempt": job.attempts})
+            seq = stage_event(session, job_id, "status",
+                              {"status": JobStatus.running.value, "attempt": job.attempts})
         try:
             session.commit()
         except IntegrityError:  # a concurrent event (a cancel) took the number: redo both
             session.rollback()
             continue
-        return job, (event.seq if event is not None else None)
+        return job, seq
     raise RuntimeError(f"could not append an event to job {job_id}")
 
 
