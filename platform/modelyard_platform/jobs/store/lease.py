@@ -37,7 +37,8 @@ def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any],
             return False
         for step in steps:
             stage_event(session, job_id, step.type, step.data)
-        stage_progress(session, job_id, steps)
+        if data["status"] != JobStatus.succeeded.value:  # a success's UPDATE set it to 1.0
+            stage_progress(session, job_id, steps)
         stage_event(session, job_id, "status", data)
         try:
             session.commit()
