@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+import pytest
 import redis.exceptions
 from modelyard_platform.auth import create_key
 from modelyard_platform.jobs import store
@@ -194,10 +195,13 @@ class TwoSteps:
         return {"message": "done"}
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_step_events_close_together_share_a_commit_and_still_show_while_a_step_runs(
-        settings: Settings) -> None:
+        settings: Settings, database: str, request: pytest.FixtureRequest) -> None:
     """Events less than ``GAP_S`` apart go in together (with the outcome, for the last ones),
     yet a watcher sees a long step's start while it runs, and the log keeps the product's order."""
+    if database == "postgres":
+        settings = settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})
     url = settings.effective_database_url
     commits: list[int] = []
 

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from modelyard_registry.catalog import utcnow
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -61,6 +72,41 @@ class StepEvent:
     type: str
     data: dict[str, Any]
     progress: float | None = None
+
+
+def stage_events(session: Session, job_id: str,
+                 events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Add several events, numbered in order, to the session's transaction in ONE statement.
+
+    A job's end writes its last step events and its status event together (``lease._end``): one
+    INSERT of them all, not one round trip each (three of an ``echo`` job's statements, #15).
+    The numbers are the job's highest so far plus 1, 2, ..., read once by the statement itself.
+    """
+    params: dict[str, Any] = {"job_id": job_id, "created_at": utcnow()}
+    for k, (type_, data) in enumerate(events):
+        params[f"type_{k}"], params[f"data_{k}"] = type_, data
+    session.execute(_insert_events(len(events)), params)
+
+
+@lru_cache(maxsize=16)
+def _insert_events(n: int) -> Insert:
+    """The INSERT of ``n`` events: ``(highest number) x (1..n, type_k, data_k)``."""
+    rows = union_all(*(
+        select(literal_column(str(k + 1)).label("k"),
+               bindparam(f"type_{k}", type_=EVENTS.c.type.type).label("type"),
+               bindparam(f"data_{k}", type_=EVENTS.c.data.type).label("data"))
+        for k in range(n)
+    )).subquery("v")
+    base = (select(func.coalesce(func.max(EVENTS.c.seq), 0).label("n"))
+            .where(EVENTS.c.job_id == bindparam("job_id")).subquery("base"))
+    return insert(EVENTS).from_select(
+        ["job_id", "seq", "type", "data", "created_at"],
+        select(bindparam("job_id", type_=EVENTS.c.job_id.type), base.c.n + rows.c.k,
+               rows.c.type, rows.c.data,
+               bindparam("created_at", type_=EVENTS.c.created_at.type))
+        .select_from(base.join(rows, true()))
+        .order_by(rows.c.k),
+    )
 
 
 def add_held_step_event(session: Session, job_id: str, owner: str, type_: str,

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from ...models import TERMINAL, Job, JobStatus
-from .events import StepEvent, stage_event, stage_progress
+from .events import StepEvent, stage_event, stage_events, stage_progress
 from .read import job_cost
 from .tables import JOBS, RUNNING
 
@@ -35,11 +35,12 @@ def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any],
         if session.execute(ending, params).rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
             return False
-        for step in steps:
-            stage_event(session, job_id, step.type, step.data)
         if data["status"] != JobStatus.succeeded.value:  # a success's UPDATE set it to 1.0
             stage_progress(session, job_id, steps)
-        stage_event(session, job_id, "status", data)
+        if steps:
+            stage_events(session, job_id, [*((s.type, s.data) for s in steps), ("status", data)])
+        else:
+            stage_event(session, job_id, "status", data)
         try:
             session.commit()
         except IntegrityError:  # a concurrent event took the number: redo both
