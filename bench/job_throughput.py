@@ -3,7 +3,8 @@ real API, Redis and a Celery worker.  Prints submit latency p50/p99 and complete
 fresh SQLite home or (``--postgres``) a fresh PostgreSQL database, and the load average (the
 figures move with what else runs on the machine: compare runs made back to back).  Also the CPU
 time per job of the API process and of the worker processes (user + system, the bench's polling
-included): it moves much less with the machine's load than latency does.
+included): it moves much less with the machine's load than latency does; with ``--postgres``,
+also PostgreSQL's own CPU per job (every ``postgres`` process of the machine).
 
     .venv/bin/python bench/job_throughput.py [--jobs 200] [--clients 1 16 64] [--postgres]
         [--concurrency 2]
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,6 +49,43 @@ def cpu_by_role() -> dict[str, float]:
                 continue
             totals[role] += times.user + times.system
     return totals
+
+
+class PostgresCpu:
+    """CPU seconds of the machine's PostgreSQL processes: the server's own share of the work.
+
+    Backends come and go with connections, so a thread samples every process of the
+    ``postgres`` user every 0.1 s and keeps each one's latest figure; a phase's share is the
+    difference of ``total()`` before and after it.  (Every database on the server counts: run
+    it on a machine where nothing else uses PostgreSQL.)
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._sample()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _sample(self) -> None:
+        for proc in psutil.process_iter(["username"]):
+            if proc.info["username"] != "postgres":
+                continue
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            self.seen[proc.pid] = times.user + times.system
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def total(self) -> float:
+        self._sample()
+        return sum(self.seen.values())
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def run(base_url: str, key: str, jobs: int, clients: int) -> tuple[list[float], float]:
@@ -84,21 +123,29 @@ def main() -> None:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; worker processes "
           f"{args.concurrency}")
     print(f"{'clients':>8} {'jobs':>6} {'submit p50 ms':>14} {'submit p99 ms':>14} "
-          f"{'jobs/s':>8} {'api cpu ms/job':>15} {'worker cpu ms/job':>18}")
+          f"{'jobs/s':>8} {'api cpu ms/job':>15} {'worker cpu ms/job':>18}"
+          + (f" {'postgres cpu ms/job':>20}" if args.postgres else ""))
+    server = PostgresCpu() if args.postgres else None
     with (postgres_db() if args.postgres else _none()) as database_url, \
             stack(args.redis_url, model=False, database_url=database_url,
                   concurrency=args.concurrency) as s:
         run(s.base_url, s.key, 10, 2)  # warm-up: worker children, connections
         for clients in args.clients:
             before = cpu_by_role()
+            server_before = server.total() if server is not None else 0.0
             lat, rate = run(s.base_url, s.key, args.jobs, clients)
             after = cpu_by_role()
             cpu = {role: (after[role] - before[role]) * 1000 / args.jobs for role in after}
+            db = ((server.total() - server_before) * 1000 / args.jobs if server is not None
+                  else None)
             lat.sort()
             p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
             print(f"{clients:>8} {args.jobs:>6} {statistics.median(lat) * 1000:>14.1f} "
                   f"{p99 * 1000:>14.1f} {rate:>8.1f} {cpu['api']:>15.2f} "
-                  f"{cpu['worker']:>18.2f}", flush=True)
+                  f"{cpu['worker']:>18.2f}" + (f" {db:>20.2f}" if db is not None else ""),
+                  flush=True)
+    if server is not None:
+        server.stop()
 
 
 if __name__ == "__main__":
