@@ -8,11 +8,14 @@ won.  So on a busy worker nothing stayed prepared, and PostgreSQL parsed and pla
 statement again: 2,040 parses for 300 ``echo`` jobs, 0.5 ms of planning per fair-share query
 (statement log, #15).
 
-A transaction that ran only plain reads, and writes that matched no row, changed nothing: COMMIT
-ends it exactly as ROLLBACK would, and psycopg keeps its plans.  Anything else (a write that
-touched a row, DDL, a savepoint, a statement this module cannot classify, a failed transaction)
-still ends in a real ROLLBACK.  Statements are seen through SQLAlchemy's cursor events, which
-every statement of the platform passes (none uses a raw DBAPI cursor on PostgreSQL).
+A transaction that ran only plain reads, and plain INSERT / UPDATE / DELETE statements that
+matched no row, changed nothing: COMMIT ends it exactly as ROLLBACK would, and psycopg keeps its
+plans.  Anything else (a write that touched a row, DDL, ``SELECT ... INTO``, a savepoint, a
+statement naming ``pg_notify`` or ``set_config``, several statements in one string, anything this
+module cannot classify, a failed transaction) still ends in a real ROLLBACK.  A SELECT calling a
+user function that writes would be committed: the platform has none.  Statements are seen
+through SQLAlchemy's cursor events, which every statement of the platform passes (none uses a
+raw DBAPI cursor on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -29,37 +32,67 @@ _READS = re.compile(rb"\s*(?:SELECT|WITH)\b", re.IGNORECASE)
 _MAY_WRITE = re.compile(
     rb"\b(?:INSERT|UPDATE|DELETE|MERGE|CREATE|DROP|ALTER|TRUNCATE|LOCK|COPY|CALL|DO|GRANT|"
     rb"REVOKE|SET|NOTIFY|LISTEN|PREPARE|DEALLOCATE|DISCARD|REFRESH|VACUUM|ANALYZE|CLUSTER|"
-    rb"REINDEX|COMMENT|SECURITY|IMPORT|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+    rb"REINDEX|COMMENT|SECURITY|IMPORT|SAVEPOINT|RELEASE|INTO|pg_notify|set_config|"
+    rb"lo_\w+)\b|;", re.IGNORECASE)
+_PLAIN_DML = re.compile(rb"\s*(?:INSERT|UPDATE|DELETE)\b[^;]*\Z", re.IGNORECASE)
 _IN_TRANSACTION = psycopg.pq.TransactionStatus.INTRANS
+
+
+def _sql(statement: str | bytes) -> bytes:
+    return statement.encode() if isinstance(statement, str) else statement
 
 
 @lru_cache(maxsize=1024)
 def _only_reads(statement: str | bytes) -> bool:
-    """A plain SELECT (or WITH ... SELECT) naming no keyword that could write or lock.
+    """One plain SELECT (or WITH ... SELECT) naming nothing that could write, lock or notify.
 
     Cached: the platform runs a few hundred distinct statements, each many times.
     """
-    sql = statement.encode() if isinstance(statement, str) else statement
+    sql = _sql(statement)
     return _READS.match(sql) is not None and _MAY_WRITE.search(sql) is None
 
 
+@lru_cache(maxsize=1024)
+def _plain_dml(statement: str | bytes) -> bool:
+    """One top-level INSERT, UPDATE or DELETE: its row count says whether it changed anything."""
+    return _PLAIN_DML.match(_sql(statement)) is not None
+
+
 def keep_prepared_statements(engine: Engine) -> None:
-    """End ``engine``'s transactions that changed nothing with COMMIT instead of ROLLBACK."""
+    """End ``engine``'s transactions that changed nothing with COMMIT instead of ROLLBACK.
+
+    A connection counts as written *before* a statement that may write runs, so an exception
+    between the server running it and the driver returning (a signal, a time limit) leaves it
+    written: a rollback then is a real one.  Only a plain INSERT, UPDATE or DELETE that was
+    the transaction's first write, and matched no row, clears the mark again afterwards.
+    """
     wrote: weakref.WeakSet[Any] = weakref.WeakSet()  # DBAPI connections whose transaction wrote
+    first: weakref.WeakSet[Any] = weakref.WeakSet()  # marked by the statement now running
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        raw = conn.connection.dbapi_connection
+        first.discard(raw)
+        if raw in wrote or _only_reads(statement):
+            return
+        wrote.add(raw)
+        if not executemany and _plain_dml(statement):
+            first.add(raw)
 
     @event.listens_for(engine, "after_cursor_execute")
-    def _note(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def _after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         raw = conn.connection.dbapi_connection
-        if raw in wrote or (cursor.rowcount == 0 and not executemany):
-            return  # already known, or a write that matched no row
-        if executemany or not _only_reads(statement):
-            wrote.add(raw)
+        if raw in first:
+            first.discard(raw)
+            if cursor.rowcount == 0:  # e.g. a claim another worker won: nothing changed
+                wrote.discard(raw)
 
     dialect = engine.dialect
     rollback, commit = dialect.do_rollback, dialect.do_commit
 
     def do_rollback(connection: Any) -> None:
         raw = getattr(connection, "dbapi_connection", connection)
+        first.discard(raw)
         if raw in wrote or raw.info.transaction_status != _IN_TRANSACTION:
             wrote.discard(raw)
             rollback(connection)
@@ -67,7 +100,9 @@ def keep_prepared_statements(engine: Engine) -> None:
             raw.commit()
 
     def do_commit(connection: Any) -> None:
-        wrote.discard(getattr(connection, "dbapi_connection", connection))
+        raw = getattr(connection, "dbapi_connection", connection)
+        first.discard(raw)
+        wrote.discard(raw)
         commit(connection)
 
     dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]

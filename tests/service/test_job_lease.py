@@ -16,12 +16,11 @@ import psycopg
 import pytest
 import redis.exceptions
 from modelyard_platform.auth import create_key
-from modelyard_platform.jobs import store
+from modelyard_platform.jobs import step_writer, store
 from modelyard_platform.jobs.events import EventBus
 from modelyard_platform.jobs.runner import JobRunner
 from modelyard_platform.jobs.step_writer import GAP_S
-from modelyard_platform.jobs.store import lease
-from modelyard_platform.jobs.store.events import stage_event
+from modelyard_platform.jobs.store import StepEvent, lease
 from modelyard_platform.jobs.transient import is_transient
 from modelyard_platform.models import Job, JobStatus
 from modelyard_platform.products import EchoInput, EchoOutput
@@ -52,7 +51,7 @@ class TakenOver:
 
     def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
         ctx.progress({"type": "node_started", "node": "first"})
-        time.sleep(GAP_S * 3)  # the step runs: its event is written meanwhile, under the lease
+        wait_for_event(self.settings, ctx.job_id, ("node_started", "first"))  # the step runs
         with session_scope(self.settings.effective_database_url) as session:
             session.execute(update(Job).where(col(Job.id) == ctx.job_id)
                             .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
@@ -90,6 +89,18 @@ def test_a_worker_that_lost_its_lease_stops_at_its_next_step(settings: Settings)
     assert events == [("status", None), ("status", None), ("node_started", "first")]
 
 
+def wait_for_event(settings: Settings, job_id: str, wanted: tuple[str, str]) -> list[Any]:
+    """Poll the job's log (as a watcher would) until ``(type, node)`` is in it; the log seen."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with session_scope(settings.effective_database_url) as session:
+            seen = [(e.type, e.data.get("node")) for e in store.events_after(session, job_id, 0)]
+        if wanted in seen:
+            return seen
+        time.sleep(GAP_S / 5)
+    raise AssertionError(f"{wanted} never reached the log: {seen}")
+
+
 def claimed_echo_job(session: Session, owner: str) -> Job:
     """A fresh ``echo`` job of a new team, claimed by ``owner``."""
     create_key(session, team="ops")
@@ -121,23 +132,29 @@ def test_a_job_ends_together_with_its_terminal_event(settings: Settings,
     to write the event leaves the job running for the next worker, never ended in silence."""
     with session_scope(settings.effective_database_url) as session:
         job = claimed_echo_job(session, "w1")
-        real_stage = stage_event
+        before = len(store.events_after(session, job.id, 0))
+        last_step = [StepEvent("node_finished", {"node": "echo"}, 0.99)]
 
         def broken(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("the database went away")
 
-        monkeypatch.setattr(lease, "stage_event", broken)
-        try:
-            store.finish(session, job.id, "w1", JobStatus.succeeded, result={"message": "x"})
-        except RuntimeError:
-            session.rollback()
-        row = store.get_job(session, team_id=None, job_id=job.id)
-        assert row.status == JobStatus.running and row.result is None
+        for staging in ("stage_event", "stage_events"):  # the status event alone, or with steps
+            with monkeypatch.context() as patched:
+                patched.setattr(lease, staging, broken)
+                try:
+                    store.finish(session, job.id, "w1", JobStatus.succeeded,
+                                 result={"message": "x"},
+                                 steps=last_step if staging == "stage_events" else ())
+                except RuntimeError:
+                    session.rollback()
+            row = store.get_job(session, team_id=None, job_id=job.id)
+            assert row.status == JobStatus.running and row.result is None
+            assert len(store.events_after(session, job.id, 0)) == before
 
-        monkeypatch.setattr(lease, "stage_event", real_stage)
-        assert store.finish(session, job.id, "w1", JobStatus.succeeded, result={"message": "x"})
+        assert store.finish(session, job.id, "w1", JobStatus.succeeded, result={"message": "x"},
+                            steps=last_step)
         seen = [(e.type, e.data.get("status")) for e in store.events_after(session, job.id, 0)]
-        assert seen[-1] == ("status", "succeeded")
+        assert seen[before:] == [("node_finished", None), ("status", "succeeded")]
         assert store.get_job(session, team_id=None, job_id=job.id).status == JobStatus.succeeded
         assert not store.cancel_job(session, store.get_job(session, team_id=None, job_id=job.id))
 
@@ -182,24 +199,21 @@ class TwoSteps:
         ctx.progress({"type": "node_started", "node": "quick"})
         ctx.progress({"type": "node_finished", "node": "quick"})
         ctx.progress({"type": "node_started", "node": "long"})
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # a watcher polling the job while the step runs
-            with session_scope(self.settings.effective_database_url) as session:
-                seen = [(e.type, e.data.get("node")) for e in
-                        store.events_after(session, ctx.job_id, 0)]
-            if ("node_started", "long") in seen:
-                self.seen_during_long_step = seen
-                break
-            time.sleep(GAP_S / 5)
+        # a watcher polling the job while the step runs
+        self.seen_during_long_step = wait_for_event(self.settings, ctx.job_id,
+                                                    ("node_started", "long"))
         ctx.progress({"type": "node_finished", "node": "long"})
         return {"message": "done"}
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_step_events_close_together_share_a_commit_and_still_show_while_a_step_runs(
-        settings: Settings, database: str, request: pytest.FixtureRequest) -> None:
+        settings: Settings, database: str, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Events less than ``GAP_S`` apart go in together (with the outcome, for the last ones),
     yet a watcher sees a long step's start while it runs, and the log keeps the product's order."""
+    # a gap no busy test machine outlasts between the flusher's write and the next event
+    monkeypatch.setattr(step_writer, "GAP_S", 0.25)
     if database == "postgres":
         settings = settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})
     url = settings.effective_database_url
@@ -236,3 +250,56 @@ def test_step_events_close_together_share_a_commit_and_still_show_while_a_step_r
     assert events[-5:] == [*steps, ("node_finished", "long"), ("status", None)]
     # the claim, the first three events together, the last one with the outcome
     assert len(commits) == 3
+
+
+class CancelledMidway:
+    """Emits a step, is cancelled while the step runs, then tries to go on."""
+
+    slug = "cancelled-midway"
+    title = "Cancelled midway"
+    description = "Cancelled by its team while a step runs."
+    input_model: type[BaseModel] = EchoInput
+    output_model: type[BaseModel] = EchoOutput
+    steps: tuple[str, ...] = ("first", "second")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.reached_second = False
+
+    def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        ctx.progress({"type": "node_started", "node": "first"})  # waits for its gap
+        with session_scope(self.settings.effective_database_url) as session:
+            assert store.cancel_job(session, store.get_job(session, team_id=None,
+                                                           job_id=ctx.job_id))
+        time.sleep(step_writer.GAP_S * 2)  # the step runs on; the flusher's write is refused
+        ctx.progress({"type": "node_finished", "node": "first"})
+        self.reached_second = True
+        return {"message": "not written"}
+
+
+def test_a_job_cancelled_while_its_events_wait_stops_at_its_next_step(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(step_writer, "GAP_S", 0.25)  # the cancel lands well inside the gap
+    url = settings.effective_database_url
+
+    def sessions() -> Any:
+        return session_scope(url)
+
+    product = CancelledMidway(settings)
+    with session_scope(url) as session:
+        create_key(session, team="ops")
+        job, _ = store.create_job(session, team_id=1, product=product.slug,
+                                  input_data={"message": "x"}, options={})
+    runner = JobRunner(settings, sessions, Cascade(sessions, settings, RuntimeFactory(settings)),
+                       EventBus(None), {product.slug: product})
+
+    assert runner.run(job.id) == "cancelled"
+    assert not product.reached_second
+    with session_scope(url) as session:
+        row = store.get_job(session, team_id=None, job_id=job.id)
+        events = [(e.type, e.data.get("status"), e.data.get("node"))
+                  for e in store.events_after(session, job.id, 0)]
+    assert row.status == JobStatus.cancelled and row.result is None
+    # the step's start never went in: it was still waiting when the job was cancelled
+    assert events == [("status", "queued", None), ("status", "running", None),
+                      ("status", "cancelled", None)]

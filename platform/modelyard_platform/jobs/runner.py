@@ -33,7 +33,7 @@ from ..products import ProductLike
 from . import fair, store
 from .events import EventBus
 from .lease_keeper import LeaseKeeper
-from .step_writer import Flusher, StepWriter, Stop
+from .step_writer import StepWriter, Stop
 from .store import StepEvent
 from .transient import is_transient
 
@@ -109,7 +109,6 @@ class JobRunner:
         self.bus = bus
         self.products = products
         self.leases = LeaseKeeper(sessions, settings.job_lease_s)
-        self.flusher = Flusher()
         # Called when a fair-share claim leaves more fresh jobs queued (``turn`` wakes a worker).
         self.others_wait: Callable[[], None] = lambda: None
 
@@ -171,7 +170,7 @@ class JobRunner:
 
     def _execute(self, job: Job, owner: str, retries: int) -> str:
         product = self.products.get(job.product)
-        steps = StepWriter(self.sessions, self.bus, self.flusher, job.id, owner)
+        steps = StepWriter(self.sessions, self.bus, job.id, owner)
         try:
             if product is None:
                 raise ModelyardError(f"product {job.product!r} is not installed on this worker")
@@ -186,12 +185,17 @@ class JobRunner:
             return "cancelled"
         except Exception as exc:
             return self._failed(job, owner, exc, retries, steps)
-        with self.sessions() as session:
-            if store.finish(session, job.id, owner, JobStatus.succeeded, result=output,
-                            steps=steps.take()):
-                self.bus.announce(job.id, 0)
-                return "succeeded"
-            state = store.lease_state(session, job.id)
+        pending = steps.take()
+        try:
+            with self.sessions() as session:
+                if store.finish(session, job.id, owner, JobStatus.succeeded, result=output,
+                                steps=pending):
+                    self.bus.announce(job.id, 0)
+                    return "succeeded"
+                state = store.lease_state(session, job.id)
+        except Exception:
+            steps.salvage(pending)
+            raise
         if state is not None and state[0] == JobStatus.cancelled:
             return "cancelled"
         return "lost the lease before finishing; another worker owns the job"
@@ -205,27 +209,34 @@ class JobRunner:
                 "time_limit", f"the job ran over {self.settings.job_soft_time_limit_s:g}s")
         else:
             retry = is_transient(exc) and retries < self.settings.job_max_retries
-            if retry and self._requeue(job, owner, exc, retries, steps.take()):
+            if retry and self._requeue(job, owner, exc, retries, steps):
                 raise Transient(str(exc), job.id) from exc
             if not isinstance(exc, ModelyardError | ValidationError):
                 log.exception("job %s failed", job.id)
             body = job_error(exc)
-        with self.sessions() as session:
-            store.finish(session, job.id, owner, JobStatus.failed, error=body,
-                         steps=steps.take())
+        pending = steps.take()
+        try:
+            with self.sessions() as session:
+                store.finish(session, job.id, owner, JobStatus.failed, error=body,
+                             steps=pending)
+        except Exception:
+            steps.salvage(pending)
+            raise
         self.bus.announce(job.id, 0)
         return "failed"
 
     def _requeue(self, job: Job, owner: str, exc: Exception, retries: int,
-                 steps: list[StepEvent]) -> bool:
+                 steps: StepWriter) -> bool:
         """Give the job back for a retry; True when a retry will find it.
 
         When the database itself is away, the requeue cannot be written: the lease then lapses
         and the reconciler hands the job out again, so it is still retried, not failed.
         """
+        pending = steps.take()
         try:
             with self.sessions() as session:
-                if steps and store.add_held_step_events(session, job.id, owner, steps) is None:
+                if pending and store.add_held_step_events(session, job.id, owner,
+                                                          pending) is None:
                     return False
                 if not store.requeue(session, job.id, owner):
                     return False

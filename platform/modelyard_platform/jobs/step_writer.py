@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import logging
 import os
 import threading
@@ -50,9 +51,10 @@ class StepWriter:
     """One job's pending events under one worker's lease (thread-safe: the flusher writes too)."""
 
     def __init__(self, sessions: Callable[[], AbstractContextManager[Session]], bus: EventBus,
-                 flusher: Flusher, job_id: str, owner: str) -> None:
+                 job_id: str, owner: str, flusher: Flusher | None = None) -> None:
         self.job_id, self.owner = job_id, owner
-        self._sessions, self._bus, self._flusher = sessions, bus, flusher
+        self._sessions, self._bus = sessions, bus
+        self._flusher = flusher if flusher is not None else FLUSHER
         self._lock = threading.Lock()
         self._pending: list[StepEvent] = []
         self._written = time.monotonic()  # the claim has just committed
@@ -63,10 +65,13 @@ class StepWriter:
         """Queue the event, writing it (and any before it) at once after a quiet spell.
 
         Returns why this worker must stop, if a write (this one or an earlier one) was refused.
-        A database error of a write made here is raised, as an unbatched write's would be.
+        The event's data is copied as JSON now: a value that cannot be stored fails here, in
+        the product's thread, and a later change to the product's objects changes nothing.  A
+        database error of a write made here is raised, as an unbatched write's would be.
         """
+        event = StepEvent(event.type, json.loads(json.dumps(event.data)), event.progress)
         with self._lock:
-            if self.stopped is None:
+            if self.stopped is None and not self._closed:
                 self._pending.append(event)
                 due = self._written + GAP_S
                 if time.monotonic() < due:
@@ -82,8 +87,9 @@ class StepWriter:
             if self._pending and self.stopped is None and not self._closed:
                 try:
                     self._write()
-                except Exception as exc:  # kept: the next event or the outcome writes them
+                except Exception as exc:  # kept, and tried again a second later
                     log.warning("job %s: step events not written yet (%s)", self.job_id, exc)
+                    self._flusher.schedule(self, time.monotonic() + 1.0)
 
     def take(self) -> list[StepEvent]:
         """The events not written yet, for the job's last transaction; nothing more is written."""
@@ -91,6 +97,24 @@ class StepWriter:
             self._closed = True
             pending, self._pending = self._pending, []
             return pending
+
+    def salvage(self, pending: list[StepEvent]) -> None:
+        """Write events ``take`` handed to an outcome that failed to commit, on their own.
+
+        Best effort, under the lease: a job resumed from its checkpoint does not emit its
+        finished nodes' events again, so these would otherwise be missing from its log.
+        """
+        if not pending:
+            return
+        try:
+            with self._sessions() as session:
+                stored = store.add_held_step_events(session, self.job_id, self.owner, pending)
+        except Exception as exc:
+            log.warning("job %s: %d step events lost with the outcome's write (%s)",
+                        self.job_id, len(pending), exc)
+            return
+        if stored is not None:
+            self._bus.announce(self.job_id, stored)
 
     def _write(self) -> None:
         """Write the pending events in one commit under the lease (the caller holds the lock)."""
@@ -108,38 +132,39 @@ class StepWriter:
 
 
 class Flusher:
-    """One thread per process that writes each job's pending events when their gap ends."""
+    """The process's thread that writes each job's pending events when their gap ends."""
 
     def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """Fresh state; in a forked child too, whose copy of the lock another thread may hold."""
         self._due: list[tuple[float, int, StepWriter]] = []
         self._order = itertools.count()
         self._wake = threading.Condition()
-        self._pid = 0
+        self._thread: threading.Thread | None = None
 
     def schedule(self, writer: StepWriter, at: float) -> None:
-        self._started()
         with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, args=(self._wake,),
+                                                name="step-flusher", daemon=True)
+                self._thread.start()
             earliest = self._due[0][0] if self._due else None
             heapq.heappush(self._due, (at, next(self._order), writer))
             if earliest is None or at < earliest:
                 self._wake.notify()
 
-    def _started(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._wake:
-            if self._pid != os.getpid():  # first use in this process (a forked child too)
-                self._pid = os.getpid()
-                self._due = []
-                threading.Thread(target=self._run, name="step-flusher", daemon=True).start()
-
-    def _run(self) -> None:
+    def _run(self, wake: threading.Condition) -> None:
         while True:
-            with self._wake:
+            with wake:
                 while not self._due or self._due[0][0] > time.monotonic():
-                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                    wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
                 _, _, writer = heapq.heappop(self._due)
             writer.flush()
 
 
-__all__ = ["GAP_S", "Flusher", "StepWriter", "Stop"]
+FLUSHER = Flusher()
+
+__all__ = ["FLUSHER", "GAP_S", "Flusher", "StepWriter", "Stop"]

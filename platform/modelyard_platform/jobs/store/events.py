@@ -82,10 +82,15 @@ def stage_events(session: Session, job_id: str,
     INSERT of them all, not one round trip each (three of an ``echo`` job's statements, #15).
     The numbers are the job's highest so far plus 1, 2, ..., read once by the statement itself.
     """
-    params: dict[str, Any] = {"job_id": job_id, "created_at": utcnow()}
-    for k, (type_, data) in enumerate(events):
-        params[f"type_{k}"], params[f"data_{k}"] = type_, data
-    session.execute(_insert_events(len(events)), params)
+    for start in range(0, len(events), _MOST_PER_INSERT):
+        batch = events[start:start + _MOST_PER_INSERT]
+        params: dict[str, Any] = {"job_id": job_id, "created_at": utcnow()}
+        for k, (type_, data) in enumerate(batch):
+            params[f"type_{k}"], params[f"data_{k}"] = type_, data
+        session.execute(_insert_events(len(batch)), params)
+
+
+_MOST_PER_INSERT = 100  # SQLite takes at most 500 SELECTs in one compound statement
 
 
 @lru_cache(maxsize=16)
@@ -161,11 +166,11 @@ def _committed(session: Session, job_id: str, stage: Callable[[], int | None]) -
     None, with nothing written, when ``stage`` refuses (a lease no longer held).
     """
     for _ in range(5):
-        seq = stage()
-        if seq is None:
-            session.rollback()
-            return None
-        try:
+        try:  # PostgreSQL refuses a taken number at the INSERT, SQLite at the latest at COMMIT
+            seq = stage()
+            if seq is None:
+                session.rollback()
+                return None
             session.commit()
         except IntegrityError:
             session.rollback()

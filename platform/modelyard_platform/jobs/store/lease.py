@@ -32,18 +32,19 @@ def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any],
     UPDATE's own condition is their lease check.
     """
     for _ in range(5):
-        if session.execute(ending, params).rowcount != 1:  # type: ignore[attr-defined]
-            session.rollback()
-            return False
-        if data["status"] != JobStatus.succeeded.value:  # a success's UPDATE set it to 1.0
-            stage_progress(session, job_id, steps)
-        if steps:
-            stage_events(session, job_id, [*((s.type, s.data) for s in steps), ("status", data)])
-        else:
-            stage_event(session, job_id, "status", data)
-        try:
+        try:  # a concurrent event took the number (at the INSERT or the COMMIT): redo both
+            if session.execute(ending, params).rowcount != 1:  # type: ignore[attr-defined]
+                session.rollback()
+                return False
+            if data["status"] != JobStatus.succeeded.value:  # a success's UPDATE set it to 1.0
+                stage_progress(session, job_id, steps)
+            if steps:
+                stage_events(session, job_id,
+                             [*((s.type, s.data) for s in steps), ("status", data)])
+            else:
+                stage_event(session, job_id, "status", data)
             session.commit()
-        except IntegrityError:  # a concurrent event took the number: redo both
+        except IntegrityError:
             session.rollback()
             continue
         return True
@@ -86,12 +87,12 @@ def claim_and_start(
             return None
         job = Job(**row._mapping)
         seq = None
-        if 0 < job.attempts <= max_attempts:
-            seq = stage_event(session, job_id, "status",
-                              {"status": JobStatus.running.value, "attempt": job.attempts})
-        try:
+        try:  # a concurrent event (a cancel) took the number: redo both
+            if 0 < job.attempts <= max_attempts:
+                seq = stage_event(session, job_id, "status",
+                                  {"status": JobStatus.running.value, "attempt": job.attempts})
             session.commit()
-        except IntegrityError:  # a concurrent event (a cancel) took the number: redo both
+        except IntegrityError:
             session.rollback()
             continue
         return job, seq
