@@ -35,12 +35,12 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 
-class TakenOver:
-    """A product during which another worker takes the job over (its lease having lapsed)."""
+class Probe:
+    """What this file's products share: ``echo``'s models, two steps, the settings to look with."""
 
-    slug = "taken-over"
-    title = "Taken over"
-    description = "Loses its lease between two steps."
+    slug = "probe"
+    title = "Probe"
+    description = "A product a test drives step by step."
     input_model: type[BaseModel] = EchoInput
     output_model: type[BaseModel] = EchoOutput
     steps: tuple[str, ...] = ("first", "second")
@@ -48,6 +48,28 @@ class TakenOver:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.reached_second = False
+
+
+def queued_job(settings: Settings, product: Probe) -> tuple[JobRunner, str]:
+    """A queued job of ``product`` for a new team, and an in-process runner for it."""
+    url = settings.effective_database_url
+
+    def sessions() -> Any:
+        return session_scope(url)
+
+    with session_scope(url) as session:
+        create_key(session, team="ops")
+        job, _ = store.create_job(session, team_id=1, product=product.slug,
+                                  input_data={"message": "x"}, options={})
+    runner = JobRunner(settings, sessions, Cascade(sessions, settings, RuntimeFactory(settings)),
+                       EventBus(None), {product.slug: product})
+    return runner, job.id
+
+
+class TakenOver(Probe):
+    """A product during which another worker takes the job over (its lease having lapsed)."""
+
+    slug = "taken-over"
 
     def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
         ctx.progress({"type": "node_started", "node": "first"})
@@ -64,28 +86,18 @@ class TakenOver:
 
 
 def test_a_worker_that_lost_its_lease_stops_at_its_next_step(settings: Settings) -> None:
-    url = settings.effective_database_url
-
-    def sessions() -> Any:
-        return session_scope(url)
-
     product = TakenOver(settings)
-    with session_scope(url) as session:
-        create_key(session, team="ops")
-        job, _ = store.create_job(session, team_id=1, product=product.slug,
-                                  input_data={"message": "x"}, options={})
-    runner = JobRunner(settings, sessions, Cascade(sessions, settings, RuntimeFactory(settings)),
-                       EventBus(None), {product.slug: product})
+    runner, job_id = queued_job(settings, product)
 
-    outcome = runner.run(job.id)
+    outcome = runner.run(job_id)
 
     assert outcome.startswith("lost the lease")
     assert not product.reached_second
-    with session_scope(url) as session:
-        row = store.get_job(session, team_id=None, job_id=job.id)
+    with session_scope(settings.effective_database_url) as session:
+        row = store.get_job(session, team_id=None, job_id=job_id)
         assert row.status == JobStatus.running and row.lease_owner == "another-worker"
         assert row.result is None and row.error is None
-        events = [(e.type, e.data.get("node")) for e in store.events_after(session, job.id, 0)]
+        events = [(e.type, e.data.get("node")) for e in store.events_after(session, job_id, 0)]
     assert events == [("status", None), ("status", None), ("node_started", "first")]
 
 
@@ -181,19 +193,12 @@ def test_a_step_event_goes_in_only_under_the_writers_live_lease(settings: Settin
     assert events[before:] == [("node_finished", "first"), ("status", None)]
 
 
-class TwoSteps:
+class TwoSteps(Probe):
     """A quick step, then a long one during which it watches its own job's event log."""
 
     slug = "two-steps"
-    title = "Two steps"
-    description = "A quick step and a long one."
-    input_model: type[BaseModel] = EchoInput
-    output_model: type[BaseModel] = EchoOutput
     steps: tuple[str, ...] = ("quick", "long")
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.seen_during_long_step: list[tuple[str, Any]] = []
+    seen_during_long_step: list[tuple[str, Any]] = []
 
     def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
         ctx.progress({"type": "node_started", "node": "quick"})
@@ -217,54 +222,34 @@ def test_step_events_close_together_share_a_commit_and_still_show_while_a_step_r
     if database == "postgres":
         settings = settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})
     url = settings.effective_database_url
+    product = TwoSteps(settings)
+    runner, job_id = queued_job(settings, product)
     commits: list[int] = []
 
     def count(_conn: Any) -> None:
         commits.append(1)
 
     sqlalchemy_event.listen(get_engine(url), "commit", count)
-
-    def sessions() -> Any:
-        return session_scope(url)
-
-    product = TwoSteps(settings)
-    with session_scope(url) as session:
-        create_key(session, team="ops")
-        job, _ = store.create_job(session, team_id=1, product=product.slug,
-                                  input_data={"message": "x"}, options={})
-    commits.clear()
-    runner = JobRunner(settings, sessions, Cascade(sessions, settings, RuntimeFactory(settings)),
-                       EventBus(None), {product.slug: product})
-
     try:
-        assert runner.run(job.id) == "succeeded"
+        assert runner.run(job_id) == "succeeded"
     finally:
         sqlalchemy_event.remove(get_engine(url), "commit", count)
 
     steps = [("node_started", "quick"), ("node_finished", "quick"), ("node_started", "long")]
     assert product.seen_during_long_step[-3:] == steps
     with session_scope(url) as session:
-        row = store.get_job(session, team_id=None, job_id=job.id)
-        events = [(e.type, e.data.get("node")) for e in store.events_after(session, job.id, 0)]
+        row = store.get_job(session, team_id=None, job_id=job_id)
+        events = [(e.type, e.data.get("node")) for e in store.events_after(session, job_id, 0)]
     assert row.status == JobStatus.succeeded and row.progress == 1.0
     assert events[-5:] == [*steps, ("node_finished", "long"), ("status", None)]
     # the claim, the first three events together, the last one with the outcome
     assert len(commits) == 3
 
 
-class CancelledMidway:
+class CancelledMidway(Probe):
     """Emits a step, is cancelled while the step runs, then tries to go on."""
 
     slug = "cancelled-midway"
-    title = "Cancelled midway"
-    description = "Cancelled by its team while a step runs."
-    input_model: type[BaseModel] = EchoInput
-    output_model: type[BaseModel] = EchoOutput
-    steps: tuple[str, ...] = ("first", "second")
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.reached_second = False
 
     def run(self, input_data: dict[str, Any], ctx: Any) -> dict[str, Any]:
         ctx.progress({"type": "node_started", "node": "first"})  # waits for its gap
@@ -280,25 +265,15 @@ class CancelledMidway:
 def test_a_job_cancelled_while_its_events_wait_stops_at_its_next_step(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(step_writer, "GAP_S", 0.25)  # the cancel lands well inside the gap
-    url = settings.effective_database_url
-
-    def sessions() -> Any:
-        return session_scope(url)
-
     product = CancelledMidway(settings)
-    with session_scope(url) as session:
-        create_key(session, team="ops")
-        job, _ = store.create_job(session, team_id=1, product=product.slug,
-                                  input_data={"message": "x"}, options={})
-    runner = JobRunner(settings, sessions, Cascade(sessions, settings, RuntimeFactory(settings)),
-                       EventBus(None), {product.slug: product})
+    runner, job_id = queued_job(settings, product)
 
-    assert runner.run(job.id) == "cancelled"
+    assert runner.run(job_id) == "cancelled"
     assert not product.reached_second
-    with session_scope(url) as session:
-        row = store.get_job(session, team_id=None, job_id=job.id)
+    with session_scope(settings.effective_database_url) as session:
+        row = store.get_job(session, team_id=None, job_id=job_id)
         events = [(e.type, e.data.get("status"), e.data.get("node"))
-                  for e in store.events_after(session, job.id, 0)]
+                  for e in store.events_after(session, job_id, 0)]
     assert row.status == JobStatus.cancelled and row.result is None
     # the step's start never went in: it was still waiting when the job was cancelled
     assert events == [("status", "queued", None), ("status", "running", None),
