@@ -150,13 +150,12 @@ def test_a_job_ends_together_with_its_terminal_event(settings: Settings,
         def broken(*args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("the database went away")
 
-        for staging in ("stage_event", "stage_events"):  # the status event alone, or with steps
+        for steps in ((), last_step):  # the status event alone, or with the last step's
             with monkeypatch.context() as patched:
-                patched.setattr(lease, staging, broken)
+                patched.setattr(lease, "stage_events", broken)
                 try:
                     store.finish(session, job.id, "w1", JobStatus.succeeded,
-                                 result={"message": "x"},
-                                 steps=last_step if staging == "stage_events" else ())
+                                 result={"message": "x"}, steps=steps)
                 except RuntimeError:
                     session.rollback()
             row = store.get_job(session, team_id=None, job_id=job.id)
@@ -178,14 +177,14 @@ def test_a_step_event_goes_in_only_under_the_writers_live_lease(settings: Settin
         job = claimed_echo_job(session, "w1")
         before = len(store.events_after(session, job.id, 0))
 
-        held = store.add_held_step_event(session, job.id, "w1", "node_finished",
-                                         {"node": "first"}, 0.5)
+        held = store.add_held_step_events(session, job.id, "w1",
+                                          [StepEvent("node_finished", {"node": "first"}, 0.5)])
         assert held == before + 1
-        assert store.add_held_step_event(session, job.id, "w2", "node_started",
-                                         {"node": "second"}, 0.9) is None
+        assert store.add_held_step_events(
+            session, job.id, "w2", [StepEvent("node_started", {"node": "second"}, 0.9)]) is None
         assert store.cancel_job(session, store.get_job(session, team_id=None, job_id=job.id))
-        assert store.add_held_step_event(session, job.id, "w1", "node_started",
-                                         {"node": "second"}, 0.9) is None
+        assert store.add_held_step_events(
+            session, job.id, "w1", [StepEvent("node_started", {"node": "second"}, 0.9)]) is None
 
         row = store.get_job(session, team_id=None, job_id=job.id)
         assert row.progress == 0.5 and row.status == JobStatus.cancelled

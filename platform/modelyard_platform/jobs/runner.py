@@ -185,17 +185,12 @@ class JobRunner:
             return "cancelled"
         except Exception as exc:
             return self._failed(job, owner, exc, retries, steps)
-        pending = steps.take()
-        try:
-            with self.sessions() as session:
-                if store.finish(session, job.id, owner, JobStatus.succeeded, result=output,
-                                steps=pending):
-                    self.bus.announce(job.id, 0)
-                    return "succeeded"
-                state = store.lease_state(session, job.id)
-        except Exception:
-            steps.salvage(pending)
-            raise
+        with steps.last_events() as pending, self.sessions() as session:
+            if store.finish(session, job.id, owner, JobStatus.succeeded, result=output,
+                            steps=pending):
+                self.bus.announce(job.id, 0)
+                return "succeeded"
+            state = store.lease_state(session, job.id)
         if state is not None and state[0] == JobStatus.cancelled:
             return "cancelled"
         return "lost the lease before finishing; another worker owns the job"
@@ -214,14 +209,8 @@ class JobRunner:
             if not isinstance(exc, ModelyardError | ValidationError):
                 log.exception("job %s failed", job.id)
             body = job_error(exc)
-        pending = steps.take()
-        try:
-            with self.sessions() as session:
-                store.finish(session, job.id, owner, JobStatus.failed, error=body,
-                             steps=pending)
-        except Exception:
-            steps.salvage(pending)
-            raise
+        with steps.last_events() as pending, self.sessions() as session:
+            store.finish(session, job.id, owner, JobStatus.failed, error=body, steps=pending)
         self.bus.announce(job.id, 0)
         return "failed"
 

@@ -24,8 +24,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from enum import Enum
 
 from sqlmodel import Session
@@ -98,12 +98,21 @@ class StepWriter:
             pending, self._pending = self._pending, []
             return pending
 
-    def salvage(self, pending: list[StepEvent]) -> None:
-        """Write events ``take`` handed to an outcome that failed to commit, on their own.
+    @contextmanager
+    def last_events(self) -> Iterator[list[StepEvent]]:
+        """``take``, for the transaction that ends the job; written alone if that write fails.
 
         Best effort, under the lease: a job resumed from its checkpoint does not emit its
-        finished nodes' events again, so these would otherwise be missing from its log.
+        finished nodes' events again, so they would otherwise be missing from its log.
         """
+        pending = self.take()
+        try:
+            yield pending
+        except Exception:
+            self._salvage(pending)
+            raise
+
+    def _salvage(self, pending: list[StepEvent]) -> None:
         if not pending:
             return
         try:

@@ -11,7 +11,7 @@ built on.
 """
 
 from .create import create_job, request_hash
-from .events import StepEvent, add_event, add_held_step_event, add_held_step_events, set_progress
+from .events import StepEvent, add_event, add_held_step_events, set_progress
 from .lease import cancel_job, claim, claim_and_start, finish, renew, requeue, take_stale
 from .read import (
     CURSOR_PATTERN,
@@ -29,7 +29,6 @@ __all__ = [
     "CURSOR_PATTERN",
     "StepEvent",
     "add_event",
-    "add_held_step_event",
     "add_held_step_events",
     "cancel_job",
     "claim",

@@ -80,6 +80,7 @@ def stage_events(session: Session, job_id: str,
 
     A job's end writes its last step events and its status event together (``lease._end``): one
     INSERT of them all, not one round trip each (three of an ``echo`` job's statements, #15).
+    Nothing is returned: ``stage_event`` is the one whose caller needs the number.
     The numbers are the job's highest so far plus 1, 2, ..., read once by the statement itself.
     """
     for start in range(0, len(events), _MOST_PER_INSERT):
@@ -114,23 +115,14 @@ def _insert_events(n: int) -> Insert:
     )
 
 
-def add_held_step_event(session: Session, job_id: str, owner: str, type_: str,
-                        data: dict[str, Any], progress: float | None) -> int | None:
-    """A product's event (and ``progress``) in one commit under ``owner``'s live lease; its number.
+def add_held_step_events(session: Session, job_id: str, owner: str,
+                         events: Sequence[StepEvent]) -> int | None:
+    """A product's events and their progress in one commit under ``owner``'s lease; last number.
 
     None, and nothing written, when the job no longer runs under that lease: a job cancelled
     or handed to another worker meanwhile takes no more of this worker's events
-    (``lease_state`` then tells which of the two happened).
-    """
-    return add_held_step_events(session, job_id, owner, [StepEvent(type_, data, progress)])
-
-
-def add_held_step_events(session: Session, job_id: str, owner: str,
-                         events: Sequence[StepEvent]) -> int | None:
-    """``add_held_step_event`` for several events in order, in one commit; the last number.
-
-    Each INSERT carries the lease check, so a lease lost between two of them (a cancel commits
-    in between) rolls all of them back.
+    (``lease_state`` then tells which of the two happened).  Each INSERT carries the lease
+    check, so a lease lost between two of them (a cancel commits in between) rolls all back.
     """
     assert events
 

@@ -38,11 +38,7 @@ def _end(session: Session, ending: Update, job_id: str, data: dict[str, Any],
                 return False
             if data["status"] != JobStatus.succeeded.value:  # a success's UPDATE set it to 1.0
                 stage_progress(session, job_id, steps)
-            if steps:
-                stage_events(session, job_id,
-                             [*((s.type, s.data) for s in steps), ("status", data)])
-            else:
-                stage_event(session, job_id, "status", data)
+            stage_events(session, job_id, [*((s.type, s.data) for s in steps), ("status", data)])
             session.commit()
         except IntegrityError:
             session.rollback()
