@@ -72,6 +72,9 @@ def freeze_mid_job(pg_url: str, worker: subprocess.Popen[bytes], stack: Stack) -
             if not in_group(pid, worker.pid):
                 continue
             os.killpg(worker.pid, signal.SIGSTOP)
+            # A COMMIT the worker sent just before it stopped still lands at the server: let it,
+            # so "still running" below is the job's state for good.
+            time.sleep(0.3)
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 still = conn.execute(
                     "SELECT 1 FROM jobs WHERE id = %s AND status = 'running' "
