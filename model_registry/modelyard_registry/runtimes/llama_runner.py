@@ -32,6 +32,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 
 from .cpu_slots import cpu_slot
 from .grammar_sampling import CheckFirstGreedy
+from .json_grammar import schema_grammar
 from .runner_wire import REPEAT_PENALTY, Counted, Done, Failed, Generate, Pieces, Tokenize
 from .tool_calls import (
     ToolStreamParser,
@@ -105,7 +106,7 @@ class Model:
                 auto=request.tool_choice == "auto" and request.tool_name is None,
                 bare=bare_calls(request.tool_choice, request.tool_name, request.json_schema))
         elif request.json_schema is not None:
-            kwargs["grammar"] = _grammar(request.json_schema)
+            kwargs["grammar"] = schema_grammar(request.json_schema)
         with self.lock:
             watch = _Watch(conn, arrived)
             kwargs["stopping_criteria"] = StoppingCriteriaList([watch])
@@ -172,10 +173,6 @@ def _stream(chunks: Any, conn: Connection, watch: _Watch,
     for message in parser.finish() if parser is not None else []:
         conn.send(message)
     return finish
-
-
-def _grammar(schema: dict[str, Any]) -> Any:
-    return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
 
 
 class _Watch:

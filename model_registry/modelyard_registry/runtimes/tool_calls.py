@@ -30,9 +30,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from llama_cpp.llama_grammar import SchemaConverter
-
 from .base import ToolCallDelta, ToolChoice
+from .json_grammar import converter, strict_strings
 from .runner_wire import Pieces
 
 CALL_OPEN = '<tool_call>\n{"name": "'
@@ -63,7 +62,7 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
     answer and a bare call would share their first characters, so then only tagged calls are
     allowed (``bare_calls``).
     """
-    conv = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    conv = converter()
     alternatives = []
     for i, function in enumerate(_functions(tools)):
         if name is not None and function["name"] != name:
@@ -73,7 +72,7 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
         alternatives.append(f"{conv._format_literal(function['name'] + ARGS_SEP)} {args}")
     if not alternatives:
         raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
-    _strict_strings(conv)
+    strict_strings(conv)
     lit = conv._format_literal
     fences = " | ".join(lit(f) for f in FENCE_OPENS)
     frames = [f"{lit(CALL_OPEN)} call-body {lit(CALL_CLOSE)}",
@@ -85,7 +84,7 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
     if choice == "auto" and name is None:
         if text_schema is not None:
             text = conv.visit(conv.resolve_refs(text_schema, "text"), "text-answer")
-            _strict_strings(conv)
+            strict_strings(conv)
             rules = [conv.format_grammar(), *rules[1:]]
         else:
             text = "text-answer"
@@ -99,17 +98,6 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
 def bare_calls(choice: ToolChoice, name: str | None, text_schema: dict[str, Any] | None) -> bool:
     """Whether a call may come without its tags (not when a JSON text answer is possible)."""
     return not (choice == "auto" and name is None and text_schema is not None)
-
-
-def _strict_strings(conv: SchemaConverter) -> None:
-    """No raw control characters inside JSON strings.
-
-    This llama.cpp converter's ``char`` rule allows a raw newline in a string, which JSON
-    forbids: ``json.loads`` (and so every OpenAI client) rejects such arguments.
-    """
-    rule = conv._rules.get("char")
-    if rule is not None:
-        conv._rules["char"] = rule.replace(r'[^"\\]', r'[^"\\\x7F\x00-\x1F]', 1)
 
 
 def tools_system_prompt(tools: list[dict[str, Any]]) -> str:
