@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from modelyard_registry.cli.app import app
+from modelyard_registry.cli.common import out as cli_out
 from typer.testing import CliRunner
 
 from ..conftest import free_port
@@ -125,7 +126,9 @@ def test_remote_endpoint_registers_after_check(yard_home: Path, openai_server: s
     assert result["model"] == "r" and result["completion_tokens"] > 0
 
 
-def test_pull_is_idempotent_and_measures_the_model(yard_home: Path) -> None:
+def test_pull_is_idempotent_and_measures_the_model(
+    yard_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, out, err = yard("models", "pull", "smollm2-135m", "--eval-limit", "2")
     assert code == 0, err
     flat = " ".join(out.split())  # rich wraps long lines at the terminal width
@@ -151,6 +154,13 @@ def test_pull_is_idempotent_and_measures_the_model(yard_home: Path) -> None:
     assert decision["chosen"] == "smollm2-135m" and not decision["best_effort"]
     code, out, _ = yard("models", "list")
     assert code == 0 and "smollm2-135m" in out
+    # Measured quality per kind and speed read whole in a narrow (80-column) terminal.
+    assert f"classify {entry['scores']['classify']['value']:.2f}" in out
+    assert (f"{entry['decode_tokens_per_s']:,.0f} / {entry['prompt_tokens_per_s']:,.0f}"
+            in out)
+    monkeypatch.setattr(cli_out, "width", 200)  # --wide is for a wide terminal
+    code, wide, _ = yard("models", "list", "--wide")
+    assert code == 0 and "quick" in wide and "json_schema" in wide
 
 
 def test_pull_without_eval_lists_the_model_as_unmeasured(yard_home: Path) -> None:

@@ -51,9 +51,22 @@ def _price(p: catalog.ModelPublic) -> str:
     return f"${p.price_in:g} / ${p.price_out:g}"
 
 
+WideFlag = Annotated[bool, typer.Option(
+    "--wide", help="Every column (family, context, capabilities, RAM, evaluation) as well.")]
+
+
+def _quality(m: catalog.ModelPublic) -> str:
+    """One kind per line: ``classify 0.90``."""
+    return "\n".join(f"{kind} {s['value']:.2f}" for kind, s in sorted(m.scores.items())) or "-"
+
+
 @app.command("list")
-def list_models(as_json: JsonFlag = False) -> None:
-    """List the catalogue: measured quality per kind, measured speed and the price it implies."""
+def list_models(as_json: JsonFlag = False, wide: WideFlag = False) -> None:
+    """List the catalogue: measured quality per kind, measured speed and the price it implies.
+
+    The default columns fit a 100-column terminal (what choosing a model needs: price, speed,
+    quality, health); ``--wide`` adds the rest, ``--json`` has everything.
+    """
     with catalogue() as (session, settings):
         models = public_models(session, settings)
         if as_json:
@@ -61,20 +74,33 @@ def list_models(as_json: JsonFlag = False) -> None:
             return
         table = Table(title="Modelyard catalogue", header_style="bold")
         table.add_column("name", no_wrap=True)
-        for column in ("backend", "family", "params", "quant", "ctx", "capabilities",
-                       "price (USD)", "decode tok/s", "prompt tok/s", "RAM", "health",
-                       "evaluation", "quality", "enabled"):
-            table.add_column(column)
+        columns = ["backend", "size"]
+        if wide:
+            columns += ["family", "ctx", "capabilities"]
+        columns += ["price (USD)", "tok/s out/in"]
+        if wide:
+            columns += ["RAM", "evaluation"]
+        columns += ["health", "quality", "on"]
+        for column in columns:  # quality lines ("summarize 0.57") and speeds stay whole
+            table.add_column(column, overflow="fold",
+                             no_wrap=column in ("quality", "tok/s out/in"))
         for m in models:
-            quality = ", ".join(f"{kind}={s['value']:.2f}" for kind, s in sorted(m.scores.items()))
-            table.add_row(
-                m.name, m.backend.value, m.family or "-", human_count(m.parameters),
-                m.quantization or "-", str(m.context_length or "-"), ",".join(m.capabilities),
-                _price(m), _speed(m.decode_tokens_per_s), _speed(m.prompt_tokens_per_s),
-                human_bytes(m.ram_bytes), m.health.value,
-                m.evaluation if m.evaluation != "unmeasured" else "[yellow]unmeasured[/yellow]",
-                quality or "-", "yes" if m.enabled else "[red]no[/red]",
-            )
+            cells = {
+                "backend": m.backend.value,
+                "size": " ".join(x for x in (human_count(m.parameters), m.quantization) if x),
+                "family": m.family or "-", "ctx": str(m.context_length or "-"),
+                "capabilities": ",".join(m.capabilities), "price (USD)": _price(m),
+                "tok/s out/in": f"{_speed(m.decode_tokens_per_s)} / "
+                                f"{_speed(m.prompt_tokens_per_s)}",
+                "RAM": human_bytes(m.ram_bytes),
+                "evaluation": m.evaluation if m.evaluation != "unmeasured"
+                else "[yellow]unmeasured[/yellow]",
+                "health": m.health.value,
+                "quality": _quality(m) if m.evaluation != "unmeasured" or m.scores
+                else "[yellow]unmeasured[/yellow]",
+                "on": "yes" if m.enabled else "[red]no[/red]",
+            }
+            table.add_row(m.name, *(cells[c] for c in columns))
         out.print(table)
         if not models:
             out.print("Empty. Try [bold]yard models pull smollm2-135m[/bold].")
