@@ -17,7 +17,7 @@ from typing import Any
 import llama_cpp
 import pytest
 from llama_cpp.llama_grammar import LlamaGrammar
-from modelyard_registry.runtimes.json_grammar import schema_grammar
+from modelyard_registry.runtimes.json_grammar import schema_gbnf, schema_grammar
 from modelyard_registry.runtimes.llama_runner import LogprobLlama
 
 SCHEMA = {"type": "object", "properties": {"poem": {"type": "string"}}, "required": ["poem"]}
@@ -74,3 +74,13 @@ def test_no_raw_newline_inside_a_string(llama: LogprobLlama) -> None:
     finally:
         stock.close()
         ours.close()
+
+
+def test_a_schema_with_refs_is_left_as_it_was() -> None:
+    address = {"type": "object", "properties": {"city": {"type": "string"}}}
+    schema = {"type": "object", "$defs": {"address": address},
+              "properties": {"home": {"$ref": "#/$defs/address"}}, "required": ["home"]}
+    before = json.dumps(schema)
+    first = schema_gbnf(schema)
+    assert json.dumps(schema) == before and schema_gbnf(schema) == first
+    assert "home-kv" in first and "city" in first

@@ -114,6 +114,21 @@ def test_grammar_frames_one_call_of_the_allowed_functions() -> None:
         tool_grammar([GET_ORDER], "required", "nope", None)
 
 
+def test_the_grammar_leaves_the_tools_as_the_model_will_see_them() -> None:
+    # Schemas made by pydantic (the openai SDK's pydantic_function_tool) use $defs and $ref;
+    # the tools are rendered into the prompt after the grammar is built from them.
+    ship = {"type": "function", "function": {"name": "ship", "parameters": {
+        "type": "object", "$defs": {"address": {"type": "object",
+                                                "properties": {"city": {"type": "string"}}}},
+        "properties": {"to": {"$ref": "#/$defs/address"}}, "required": ["to"]}}}
+    answer = {"type": "object", "$defs": {"n": {"type": "integer"}},
+              "properties": {"count": {"$ref": "#/$defs/n"}}}
+    before = json.dumps([ship, answer])
+    grammar = tool_grammar([ship], "auto", None, answer)
+    assert json.dumps([ship, answer]) == before
+    assert grammar == tool_grammar([ship], "auto", None, answer)  # and again, the same grammar
+
+
 def test_messages_for_a_template_with_tools_carry_arguments_as_objects() -> None:
     history = [
         {"role": "user", "content": "Where is A-5512?"},

@@ -5,11 +5,12 @@ arguments) is built here.  Why not ``LlamaGrammar.from_json_schema`` as it comes
 rule lets a raw newline, tab or other control character into a string, which JSON forbids, so a
 "constrained" answer could still fail ``json.loads`` (and every OpenAI client).  Measured
 2026-12-07: Qwen2.5-Coder-0.5B asked for a four-line poem under ``{"poem": string}`` wrote the
-lines with raw newlines, an answer no client could parse; with this rule it escapes them.
+lines with raw newlines, an answer no client could parse; with this rule it writes none.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from llama_cpp.llama_grammar import LlamaGrammar, SchemaConverter
@@ -31,9 +32,13 @@ def strict_strings(conv: SchemaConverter) -> None:
 
 
 def schema_gbnf(schema: dict[str, Any]) -> str:
-    """GBNF whose every sentence is a JSON text valid against ``schema``."""
+    """GBNF whose every sentence is a JSON text valid against ``schema``.
+
+    The converter rewrites ``$ref`` values in the dict it resolves, so it gets a copy: the
+    caller's schema stays as it was (a second grammar from it would fail on the rewritten refs).
+    """
     conv = converter()
-    conv.visit(conv.resolve_refs(schema, "schema"), "")
+    conv.visit(conv.resolve_refs(copy.deepcopy(schema), "schema"), "")
     strict_strings(conv)
     return str(conv.format_grammar())
 

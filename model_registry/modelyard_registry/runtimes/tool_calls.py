@@ -24,6 +24,7 @@ model can be made to call tools; the grammar is what guarantees the shape, not t
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import uuid
@@ -68,7 +69,9 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
         if name is not None and function["name"] != name:
             continue
         params = function.get("parameters") or _EMPTY_PARAMS
-        args = conv.visit(conv.resolve_refs(params, f"tool{i}"), f"tool{i}-args")
+        # A copy: the converter rewrites ``$ref`` values in place, and these tools are shown
+        # to the model after this (``prepare_messages``).
+        args = conv.visit(conv.resolve_refs(copy.deepcopy(params), f"tool{i}"), f"tool{i}-args")
         alternatives.append(f"{conv._format_literal(function['name'] + ARGS_SEP)} {args}")
     if not alternatives:
         raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
@@ -83,7 +86,8 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
              f"tool-call ::= {' | '.join(frames)}"]
     if choice == "auto" and name is None:
         if text_schema is not None:
-            text = conv.visit(conv.resolve_refs(text_schema, "text"), "text-answer")
+            text = conv.visit(conv.resolve_refs(copy.deepcopy(text_schema), "text"),
+                              "text-answer")
             strict_strings(conv)
             rules = [conv.format_grammar(), *rules[1:]]
         else:
