@@ -22,7 +22,8 @@ pattern length            256    chars, so nested repeats stay small too
 nesting depth             16     100 worked (the grammar grows fast)
 enum values               500    5000 worked
 properties per object     100    500 took 0.5 s to convert; 1000: converter error
-$ref                             local (``#/...``) only: the converter fetches URLs
+$ref                             local (``#/...``) only: the converter fetches URLs;
+                                 and it must point at a part of the schema
 whole schema              64 KiB of JSON, at most 2000 subschemas
 ========================  =====  ===============================================
 """
@@ -70,13 +71,32 @@ def check_schema(schema: Any, field: str, limits: SchemaLimits = DEFAULT_LIMITS)
     if size > limits.max_schema_bytes:
         raise InvalidInput(f"the JSON Schema is {size} bytes; at most "
                            f"{limits.max_schema_bytes} are accepted", field=field)
-    _Walker(limits).walk(schema, field, 1)
+    walker = _Walker(limits)
+    walker.walk(schema, field, 1)
+    for ref, path in walker.refs:
+        if not _resolves(schema, ref):
+            raise InvalidInput(f"$ref {ref!r} points to nothing in this schema", field=path)
+
+
+def _resolves(schema: Any, ref: str) -> bool:
+    """Whether llama.cpp's converter can follow ``ref``: ``#/`` then object keys, one by one.
+
+    It asserts (in the model's runner) on a reference it cannot follow, so a dangling one was a
+    model failure instead of a 422.
+    """
+    target = schema
+    for key in ref[2:].split("/"):
+        if not isinstance(target, dict) or key not in target:
+            return False
+        target = target[key]
+    return True
 
 
 class _Walker:
     def __init__(self, limits: SchemaLimits) -> None:
         self.limits = limits
         self.seen = 0
+        self.refs: list[tuple[str, str]] = []  # (a local $ref, where it is)
 
     def walk(self, node: Any, path: str, depth: int) -> None:
         if isinstance(node, bool):
@@ -97,9 +117,11 @@ class _Walker:
             self._bound(node, key, path, lim.max_items)
         self._values(node, path)
         ref = node.get("$ref")
-        if ref is not None and not (isinstance(ref, str) and ref.startswith("#")):
-            raise InvalidInput("only local references ($ref starting with '#') are accepted",
-                               field=f"{path}.$ref")
+        if ref is not None:
+            if not (isinstance(ref, str) and ref.startswith("#/")):
+                raise InvalidInput("only local references ($ref starting with '#/') are "
+                                   "accepted", field=f"{path}.$ref")
+            self.refs.append((ref, f"{path}.$ref"))
         if "pattern" in node:
             self._pattern(node["pattern"], f"{path}.pattern")
         for key in _SCHEMA_KEYS:

@@ -55,6 +55,10 @@ def test_ordinary_schemas_pass() -> None:
     (obj(a={"type": "string", "pattern": "x" * 300}), "properties.a.pattern"),
     (obj(a={"anyOf": [{"type": "string", "maxLength": 900}]}), "properties.a.anyOf[0].maxLength"),
     (obj(a={"$ref": "https://example.com/s.json"}), "properties.a.$ref"),
+    (obj(a={"$ref": "#/$defs/missing"}), "properties.a.$ref"),  # the runner asserted on it
+    (obj(a={"type": "array", "items": {"$ref": "#/properties/b/items"}}, b={"type": "string"}),
+     "properties.a.items.$ref"),
+    (obj(a={"$ref": "#"}), "properties.a.$ref"),
     (obj(**{f"p{i}": {"type": "string"} for i in range(150)}), "properties"),
     (obj(a={"type": "string", "maxLength": "long"}), "properties.a.maxLength"),
 ])
