@@ -76,6 +76,27 @@ def check_schema(schema: Any, field: str, limits: SchemaLimits = DEFAULT_LIMITS)
     for ref, path in walker.refs:
         if not _resolves(schema, ref):
             raise InvalidInput(f"$ref {ref!r} points to nothing in this schema", field=path)
+    _converts(schema, field)
+
+
+def _converts(schema: Any, field: str) -> None:
+    """Build the grammar here, so what the converter cannot handle is a 422, not a model failure.
+
+    The converter asserts or raises on keywords it lacks (``not``, ``items: false``, a negated
+    shorthand in a class), inside the model's runner, where it failed every model the cascade
+    tried.  Its module loads llama.cpp's library (~30 MB, once, on the first schema a process
+    sees).
+    """
+    from .runtimes.json_grammar import schema_gbnf
+
+    if isinstance(schema, bool):
+        return
+    try:
+        schema_gbnf(schema)
+    except (AssertionError, KeyError, ValueError, TypeError, IndexError, RecursionError) as exc:
+        detail = str(exc) if isinstance(exc, (AssertionError, ValueError)) else repr(exc)
+        raise InvalidInput("this JSON Schema cannot be used for constrained decoding: "
+                           f"{detail[:300]}", field=field) from None
 
 
 def _resolves(schema: Any, ref: str) -> bool:
@@ -169,6 +190,8 @@ class _Walker:
             return
         if not isinstance(values, list):
             raise InvalidInput("enum must be a list", field=f"{path}.enum")
+        if not values:  # no answer could match: llama.cpp cannot parse the empty alternative
+            raise InvalidInput("enum has no values", field=f"{path}.enum")
         if len(values) > self.limits.max_enum:
             raise InvalidInput(f"enum has {len(values)} values; at most "
                                f"{self.limits.max_enum} are accepted", field=f"{path}.enum")

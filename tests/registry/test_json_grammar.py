@@ -1,15 +1,16 @@
-"""A schema-constrained answer is always JSON: no raw control character inside a string.
+"""A schema-constrained answer is always JSON, and a ``pattern`` constrains it as written.
 
-Checked with llama.cpp's own grammar sampler on the real SmolLM2 vocabulary, in the state of an
-answer that has opened a string: the stock converter's grammar lets the newline token in there
-(so an answer could stop being JSON), ours does not, while plain text, an escape and the closing
-quote stay allowed.
+Checked with llama.cpp's own grammar sampler on the real SmolLM2 model: in the state of an
+answer that has opened a string, the stock converter's grammar lets the newline token in (so an
+answer could stop being JSON), ours does not; common patterns (``\\d``, ``\\.``, no anchors)
+make grammars llama.cpp parses, and the model's answer matches them.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,7 @@ OPENED = '{"poem": "Waves'  # an answer so far, inside the string
 
 @pytest.fixture(scope="module")
 def llama(smollm2_path: Path) -> Iterator[LogprobLlama]:
-    model = LogprobLlama(model_path=str(smollm2_path), n_ctx=64, n_threads=1, verbose=False,
-                         vocab_only=True)
+    model = LogprobLlama(model_path=str(smollm2_path), n_ctx=256, n_threads=2, verbose=False)
     yield model
     model.close()
 
@@ -39,7 +39,7 @@ class _Grammar:
         self._llama = llama
         self._sampler = llama_cpp.llama_sampler_init_grammar(
             llama._model.vocab, grammar._grammar.encode(), grammar._root.encode())
-        assert self._sampler
+        assert self._sampler, "llama.cpp could not parse the grammar"
 
     def feed(self, text: str) -> None:
         for token in self._llama.tokenize(text.encode(), add_bos=False, special=False):
@@ -84,3 +84,55 @@ def test_a_schema_with_refs_is_left_as_it_was() -> None:
     first = schema_gbnf(schema)
     assert json.dumps(schema) == before and schema_gbnf(schema) == first
     assert "home-kv" in first and "city" in first
+
+
+PATTERNS = [  # (pattern, a value it matches)
+    (r"^\d+$", "2024"),
+    (r"^[A-Z]{2}-\d{4}$", "QK-7730"),
+    (r"^\w+@\w+\.\w+$", "ana@example.com"),
+    (r"\d{3}", "room 123, floor 2"),  # JSON Schema patterns match anywhere in the string
+    (r"^\+?[\d -]+$", "+44 20 8395"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "value"), PATTERNS)
+def test_patterns_make_grammars_llama_cpp_parses(llama: LogprobLlama, pattern: str,
+                                                 value: str) -> None:
+    assert re.search(pattern, value)
+    schema = {"type": "object", "properties": {"v": {"type": "string", "pattern": pattern}},
+              "required": ["v"]}
+    grammar = _Grammar(llama, schema_grammar(schema))
+    try:
+        grammar.feed(json.dumps({"v": value}))  # every token of a matching answer is allowed
+    finally:
+        grammar.close()
+
+
+def test_the_stock_converter_failed_on_a_digit_class(llama: LogprobLlama) -> None:
+    stock = LlamaGrammar.from_json_schema(json.dumps({"type": "string", "pattern": r"^\d+$"}),
+                                          verbose=False)
+    sampler = llama_cpp.llama_sampler_init_grammar(
+        llama._model.vocab, stock._grammar.encode(), stock._root.encode())
+    assert not sampler  # the premise of the test above
+
+
+def test_a_negated_class_and_a_dot_keep_the_string_json(llama: LogprobLlama) -> None:
+    for pattern in (r"^[^a-z]+$", r"^.+$"):
+        schema = {"type": "object", "properties": {"v": {"type": "string", "pattern": pattern}}}
+        grammar = _Grammar(llama, schema_grammar(schema))
+        try:
+            grammar.feed('{"v": "X')
+            assert not grammar.allows("\\") and not grammar.allows("\n")
+        finally:
+            grammar.close()
+
+
+def test_the_answer_matches_the_pattern(llama: LogprobLlama) -> None:
+    pattern = r"^[A-Z]{2}-\d{4}$"
+    schema = {"type": "object", "properties": {"order": {"type": "string", "pattern": pattern}},
+              "required": ["order"]}
+    llama.reset()
+    out = llama.create_completion(prompt="The order id of 'order QK-7730 is late' as JSON:",
+                                  max_tokens=30, temperature=0.0, grammar=schema_grammar(schema))
+    answer = json.loads(str(out["choices"][0]["text"]))
+    assert re.fullmatch(pattern, answer["order"])

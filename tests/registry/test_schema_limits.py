@@ -59,6 +59,7 @@ def test_ordinary_schemas_pass() -> None:
     (obj(a={"type": "array", "items": {"$ref": "#/properties/b/items"}}, b={"type": "string"}),
      "properties.a.items.$ref"),
     (obj(a={"$ref": "#"}), "properties.a.$ref"),
+    (obj(a={"enum": []}), "properties.a.enum"),
     (obj(**{f"p{i}": {"type": "string"} for i in range(150)}), "properties"),
     (obj(a={"type": "string", "maxLength": "long"}), "properties.a.maxLength"),
 ])
@@ -77,3 +78,15 @@ def test_depth_and_size_caps() -> None:
     big = obj(**{f"p{i}": {"type": "string", "description": "x" * 1000} for i in range(90)})
     err = refused(big)
     assert err.field == FIELD and "bytes" in err.message
+
+
+@pytest.mark.parametrize("schema", [
+    {"not": {"type": "string"}},
+    {"type": "array", "items": False, "minItems": 1},
+    obj(a={"type": "string", "pattern": "^[\\D]+$"}),
+])
+def test_what_the_grammar_converter_cannot_build_is_refused_up_front(schema: Any) -> None:
+    # Each one used to fail inside the model's runner ("model failed: AssertionError ..."),
+    # on every model a cascade tried.
+    err = refused(schema)
+    assert err.field == FIELD and "constrained decoding" in err.message

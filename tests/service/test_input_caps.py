@@ -124,6 +124,20 @@ def test_tools_are_capped_and_their_schemas_checked(client: TestClient,
     assert_422(r, "tools.0.function.parameters")
 
 
+def test_a_schema_no_grammar_can_follow_is_422_before_any_model_runs(
+        client: TestClient, headers: dict[str, str]) -> None:
+    # Each failed inside the model's runner before, as a model failure on every model tried.
+    for schema, field in [
+        ({"type": "object", "properties": {"a": {"$ref": "#/$defs/gone"}}},
+         "response_format.json_schema.schema.properties.a.$ref"),
+        ({"type": "object", "properties": {"a": {"not": {"type": "string"}}}},
+         "response_format.json_schema.schema"),
+    ]:
+        r = client.post("/v1/chat/completions", headers=headers, json=chat(response_format={
+            "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
+        assert_422(r, field)
+
+
 def test_unknown_keys_in_product_input_are_422_and_nothing_is_stored(
     client: TestClient, headers: dict[str, str], db: Session
 ) -> None:
