@@ -40,7 +40,7 @@ from typing import Any
 
 from .errors import InvalidInput
 
-__all__ = ["DEFAULT_LIMITS", "SchemaLimits", "check_schema"]
+__all__ = ["DEFAULT_LIMITS", "SchemaBudget", "SchemaLimits", "check_schema"]
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,26 @@ _SCHEMA_KEYS = ("items", "additionalProperties", "not", "contains", "if", "then"
 _QUANTIFIER = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 
 
-def check_schema(schema: Any, field: str, limits: SchemaLimits = DEFAULT_LIMITS) -> None:
-    """Raise ``InvalidInput`` naming the offending keyword's path (``field`` + JSON path)."""
+@dataclass
+class SchemaBudget:
+    """Counts shared by the schemas of one request (its tools), so their caps hold in total.
+
+    Each schema's grammar is built at the check (``_converts``), at a cost that grows with its
+    subschemas and optional properties: sixty-four tools each at the caps would otherwise cost
+    the API sixty-four times the ~15 ms one costs.
+    """
+
+    subschemas: int = 0
+    optional: int = 0
+
+
+def check_schema(schema: Any, field: str, limits: SchemaLimits = DEFAULT_LIMITS,
+                 budget: SchemaBudget | None = None) -> None:
+    """Raise ``InvalidInput`` naming the offending keyword's path (``field`` + JSON path).
+
+    ``budget``: share the subschema and optional-property counts with other schemas of the
+    same request (``SchemaBudget``); each call counts alone without it.
+    """
     try:
         size = len(json.dumps(schema))
     except (TypeError, ValueError):
@@ -75,7 +93,7 @@ def check_schema(schema: Any, field: str, limits: SchemaLimits = DEFAULT_LIMITS)
     if size > limits.max_schema_bytes:
         raise InvalidInput(f"the JSON Schema is {size} bytes; at most "
                            f"{limits.max_schema_bytes} are accepted", field=field)
-    walker = _Walker(limits)
+    walker = _Walker(limits, budget if budget is not None else SchemaBudget())
     walker.walk(schema, field, 1)
     for ref, path in walker.refs:
         if not _resolves(schema, ref):
@@ -118,11 +136,10 @@ def _resolves(schema: Any, ref: str) -> bool:
 
 
 class _Walker:
-    def __init__(self, limits: SchemaLimits) -> None:
+    def __init__(self, limits: SchemaLimits, budget: SchemaBudget) -> None:
         self.limits = limits
-        self.seen = 0
+        self.budget = budget
         self.refs: list[tuple[str, str]] = []  # (a local $ref, where it is)
-        self.optional = 0  # properties not required, over the whole schema
 
     def walk(self, node: Any, path: str, depth: int) -> None:
         if isinstance(node, bool):
@@ -130,8 +147,8 @@ class _Walker:
         if not isinstance(node, dict):
             raise InvalidInput("a JSON Schema must be an object or a boolean", field=path)
         lim = self.limits
-        self.seen += 1
-        if self.seen > lim.max_subschemas:
+        self.budget.subschemas += 1
+        if self.budget.subschemas > lim.max_subschemas:
             raise InvalidInput(f"the JSON Schema has more than {lim.max_subschemas} subschemas",
                                field=path)
         if depth > lim.max_depth:
@@ -175,8 +192,8 @@ class _Walker:
         if not isinstance(members, dict):
             return
         needed = set(required) if isinstance(required, list) else set()
-        self.optional += sum(1 for name in members if name not in needed)
-        if self.optional > self.limits.max_optional_properties:
+        self.budget.optional += sum(1 for name in members if name not in needed)
+        if self.budget.optional > self.limits.max_optional_properties:
             raise InvalidInput(f"the JSON Schema has more than "
                                f"{self.limits.max_optional_properties} optional properties; "
                                "list more of them in required", field=f"{path}.properties")

@@ -122,6 +122,12 @@ def test_tools_are_capped_and_their_schemas_checked(client: TestClient,
     r = client.post("/v1/chat/completions", json=chat(tools=[tool(0, "nope")]),  # type: ignore[arg-type]
                     headers=headers)
     assert_422(r, "tools.0.function.parameters")
+    # The caps hold over all the tools of a request: each tool's grammar is built at the check.
+    wide = {"type": "object", "properties": {f"p{j}": {"type": "integer"} for j in range(90)}}
+    r = client.post("/v1/chat/completions", json=chat(tools=[tool(i, wide) for i in range(3)]),
+                    headers=headers)
+    error = assert_422(r, "tools.2.function.parameters.properties")
+    assert "optional properties" in error["message"]
 
 
 def test_a_schema_no_grammar_can_follow_is_422_before_any_model_runs(

@@ -119,16 +119,22 @@ def _patterns_for_grammar(node: Any) -> None:
             _patterns_for_grammar(value)
 
 
-def schema_gbnf(schema: dict[str, Any]) -> str:
-    """GBNF whose every sentence is a JSON text valid against ``schema``.
+def prepared(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``schema`` for the converter: patterns rewritten (``grammar_pattern``).
 
-    The converter rewrites ``$ref`` values in the dict it resolves, so it gets a copy: the
-    caller's schema stays as it was (a second grammar from it would fail on the rewritten refs).
+    A copy because the converter also rewrites ``$ref`` values in the dict it resolves: the
+    caller's schema stays as it was (a second grammar from it would fail on rewritten refs, and
+    tools are shown to the model after their grammar is built).
     """
-    conv = converter()
     own = copy.deepcopy(schema)
     _patterns_for_grammar(own)
-    conv.visit(conv.resolve_refs(own, "schema"), "")
+    return own
+
+
+def schema_gbnf(schema: dict[str, Any]) -> str:
+    """GBNF whose every sentence is a JSON text valid against ``schema``."""
+    conv = converter()
+    conv.visit(conv.resolve_refs(prepared(schema), "schema"), "")
     strict_strings(conv)
     return str(conv.format_grammar())
 
@@ -137,4 +143,5 @@ def schema_grammar(schema: dict[str, Any]) -> LlamaGrammar:
     return LlamaGrammar.from_string(schema_gbnf(schema), verbose=False)
 
 
-__all__ = ["converter", "grammar_pattern", "schema_gbnf", "schema_grammar", "strict_strings"]
+__all__ = ["converter", "grammar_pattern", "prepared", "schema_gbnf", "schema_grammar",
+           "strict_strings"]

@@ -24,7 +24,6 @@ model can be made to call tools; the grammar is what guarantees the shape, not t
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import uuid
@@ -32,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import ToolCallDelta, ToolChoice
-from .json_grammar import converter, strict_strings
+from .json_grammar import converter, prepared, strict_strings
 from .runner_wire import Pieces
 
 CALL_OPEN = '<tool_call>\n{"name": "'
@@ -69,9 +68,7 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
         if name is not None and function["name"] != name:
             continue
         params = function.get("parameters") or _EMPTY_PARAMS
-        # A copy: the converter rewrites ``$ref`` values in place, and these tools are shown
-        # to the model after this (``prepare_messages``).
-        args = conv.visit(conv.resolve_refs(copy.deepcopy(params), f"tool{i}"), f"tool{i}-args")
+        args = conv.visit(conv.resolve_refs(prepared(params), f"tool{i}"), f"tool{i}-args")
         alternatives.append(f"{conv._format_literal(function['name'] + ARGS_SEP)} {args}")
     if not alternatives:
         raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
@@ -86,8 +83,7 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
              f"tool-call ::= {' | '.join(frames)}"]
     if choice == "auto" and name is None:
         if text_schema is not None:
-            text = conv.visit(conv.resolve_refs(copy.deepcopy(text_schema), "text"),
-                              "text-answer")
+            text = conv.visit(conv.resolve_refs(prepared(text_schema), "text"), "text-answer")
             strict_strings(conv)
             rules = [conv.format_grammar(), *rules[1:]]
         else:

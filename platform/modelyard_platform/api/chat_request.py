@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from modelyard_registry.errors import InvalidInput
-from modelyard_registry.schema_limits import check_schema
+from modelyard_registry.schema_limits import SchemaBudget, check_schema
 from modelyard_registry.settings import Settings
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -88,6 +88,7 @@ class ChatRequest(BaseModel):
                                    field="tools")
             tool_choice(self.tool_choice if self.tool_choice != "none" else None,
                         tool_names(tools))
+            budget = SchemaBudget()  # the caps hold over all the tools together
             for i, tool in enumerate(tools):
                 function = tool.get("function")
                 params = function.get("parameters") if isinstance(function, dict) else None
@@ -97,7 +98,7 @@ class ChatRequest(BaseModel):
                 if not isinstance(params, dict):
                     raise InvalidInput("tool parameters must be a JSON Schema object",
                                        field=field)
-                check_schema(params, field)
+                check_schema(params, field, budget=budget)
 
     def needs_tools(self) -> bool:
         """Whether the call must go to a model with the ``tools`` capability.
