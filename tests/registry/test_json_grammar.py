@@ -91,6 +91,7 @@ PATTERNS = [  # (pattern, a value it matches)
     (r"^[A-Z]{2}-\d{4}$", "QK-7730"),
     (r"^\w+@\w+\.\w+$", "ana@example.com"),
     (r"\d{3}", "room 123, floor 2"),  # JSON Schema patterns match anywhere in the string
+    (r"cat|dog", "a dog here"),  # either one, anywhere
     (r"^\+?[\d -]+$", "+44 20 8395"),
 ]
 

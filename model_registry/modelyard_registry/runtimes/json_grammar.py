@@ -99,11 +99,14 @@ def grammar_pattern(pattern: str) -> str:
             out.append(c)
             i += 1
     result = "".join(out)
-    if not result.startswith("^"):
-        result = "^.*" + result
-    if not result.endswith("$"):
-        result += ".*$"
-    return result
+    starts, ends = result.startswith("^"), result.endswith("$")
+    if starts and ends:
+        return result
+    core = result[1 if starts else 0:len(result) - 1 if ends else len(result)]
+    if not core:  # "", "^" or "$": any string
+        return "^.*$"
+    # A group, so an alternation (``a|b``: either one, anywhere) stays one alternation.
+    return f"^{'' if starts else '.*'}({core}){'' if ends else '.*'}$"
 
 
 def _patterns_for_grammar(node: Any) -> None:
