@@ -86,6 +86,11 @@ def test_a_schema_with_refs_is_left_as_it_was() -> None:
     assert "home-kv" in first and "city" in first
 
 
+def test_a_pattern_in_data_is_data() -> None:
+    schema = {"type": "object", "properties": {"rule": {"const": {"pattern": r"\d+"}}}}
+    assert '\\\\d+' in schema_gbnf(schema)  # the constant as written, escaped for JSON
+
+
 PATTERNS = [  # (pattern, a value it matches)
     (r"^\d+$", "2024"),
     (r"^[A-Z]{2}-\d{4}$", "QK-7730"),

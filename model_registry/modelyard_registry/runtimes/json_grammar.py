@@ -109,13 +109,17 @@ def grammar_pattern(pattern: str) -> str:
     return f"^{'' if starts else '.*'}({core}){'' if ends else '.*'}$"
 
 
+# Keywords whose values are data, not schemas: a "pattern" key in there is not a pattern.
+_DATA_KEYS = frozenset(("const", "enum", "default", "examples"))
+
+
 def _patterns_for_grammar(node: Any) -> None:
     """Rewrite every ``pattern`` of a (copied) schema with ``grammar_pattern``, in place."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "pattern" and isinstance(value, str):
                 node[key] = grammar_pattern(value)
-            else:
+            elif key not in _DATA_KEYS:
                 _patterns_for_grammar(value)
     elif isinstance(node, list):
         for value in node:
