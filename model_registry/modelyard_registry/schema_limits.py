@@ -192,6 +192,10 @@ class _Walker:
         if not isinstance(members, dict):
             return
         needed = set(required) if isinstance(required, list) else set()
+        unknown = sorted(str(name) for name in needed if name not in members)
+        if unknown:  # the grammar cannot write them, so every answer would fail the schema
+            raise InvalidInput(f"required names {', '.join(map(repr, unknown))}, not in this "
+                               "object's properties; define them there", field=f"{path}.required")
         self.budget.optional += sum(1 for name in members if name not in needed)
         if self.budget.optional > self.limits.max_optional_properties:
             raise InvalidInput(f"the JSON Schema has more than "
