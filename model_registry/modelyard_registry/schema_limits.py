@@ -63,6 +63,7 @@ _ITEM_KEYS = ("maxItems", "minItems")
 _SCHEMA_LIST_KEYS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_MAP_KEYS = ("properties", "$defs", "definitions", "patternProperties")
 _SCHEMA_KEYS = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
+_AWKWARD_NAME = re.compile(r'["\\\x00-\x1f\x7f]')
 _QUANTIFIER = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 
 
@@ -210,6 +211,10 @@ class _Walker:
                                f"{self.limits.max_properties} per object are accepted",
                                field=path)
         for name, child in members.items():
+            if properties and _AWKWARD_NAME.search(name):  # llama.cpp rejects its grammar
+                raise InvalidInput("a property name with a quote, a backslash or a control "
+                                   "character cannot be used for constrained decoding",
+                                   field=f"{path}.{name}")
             self.walk(child, f"{path}.{name}", depth + 1)
 
     def _bound(self, node: dict[str, Any], key: str, path: str, cap: int) -> None:

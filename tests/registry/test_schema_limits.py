@@ -61,6 +61,7 @@ def test_ordinary_schemas_pass() -> None:
     (obj(a={"$ref": "#"}), "properties.a.$ref"),
     (obj(a={"enum": []}), "properties.a.enum"),
     ({**obj(a={"type": "string"}), "required": ["a", "x"]}, "required"),  # never written
+    (obj(**{'say "hi"': {"type": "string"}}), 'properties.say "hi"'),
     ({"anyOf": [obj(**{f"p{j}": {"type": "integer"} for j in range(90)}) for _ in range(3)]},
      "anyOf[2].properties"),  # 270 optional properties: 106 ms of converter time at 20 x 90
     (obj(**{f"p{i}": {"type": "string"} for i in range(150)}), "properties"),
