@@ -88,6 +88,8 @@ def test_depth_and_size_caps() -> None:
     {"not": {"type": "string"}},
     {"type": "array", "items": False, "minItems": 1},
     obj(a={"type": "string", "pattern": "^[\\D]+$"}),
+    {**obj(a={"type": "string"}), "required": [{"not": "a name"}]},  # unhashable: no crash
+    obj(a={"type": 5}),
 ])
 def test_what_the_grammar_converter_cannot_build_is_refused_up_front(schema: Any) -> None:
     # Each one used to fail inside the model's runner ("model failed: AssertionError ..."),
