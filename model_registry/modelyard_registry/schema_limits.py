@@ -183,12 +183,13 @@ class _Walker:
                     raise InvalidInput(f"{key} must be a list of schemas", field=f"{path}.{key}")
                 for i, item in enumerate(items):
                     self.walk(item, f"{path}.{key}[{i}]", depth + 1)
-        self._optional(node, path)
+        self._properties(node, path)
         for key in _SCHEMA_MAP_KEYS:
             if key in node:
                 self._map(node[key], f"{path}.{key}", depth, key == "properties")
 
-    def _optional(self, node: dict[str, Any], path: str) -> None:
+    def _properties(self, node: dict[str, Any], path: str) -> None:
+        """Every required name defined; optional properties counted against the budget."""
         members, required = node.get("properties"), node.get("required", [])
         if not isinstance(members, dict):
             return

@@ -89,6 +89,12 @@ def test_a_schema_with_refs_is_left_as_it_was() -> None:
 def test_a_pattern_in_data_is_data() -> None:
     schema = {"type": "object", "properties": {"rule": {"const": {"pattern": r"\d+"}}}}
     assert '\\\\d+' in schema_gbnf(schema)  # the constant as written, escaped for JSON
+    # ... while a property *named* "const" or "pattern" is a schema like any other
+    named = {"type": "object", "properties": {
+        "const": {"type": "string", "pattern": r"^\d+$"},
+        "pattern": {"type": "string", "pattern": r"^\w+$"}}}
+    gbnf = schema_gbnf(named)
+    assert "[0-9]+" in gbnf and "[0-9A-Za-z_]+" in gbnf and "\\d" not in gbnf
 
 
 PATTERNS = [  # (pattern, a value it matches)

@@ -31,9 +31,10 @@ _UNSAFE = r'"\\\x7F\x00-\x1F'
 # Regex shorthand classes, as character-class bodies (``\\s``: a space, the only whitespace a
 # JSON string holds raw).
 _SHORTHAND = {"d": "0-9", "w": "0-9A-Za-z_", "s": " "}
-# Escaped characters the converter leaves escaped in a grammar literal, where llama.cpp does not
-# know the escape: written as a one-character class instead.
-_CLASS_ESCAPED = frozenset(".$^/-'#&~%@!,:;<>=_ ")
+# Escapes that reach a grammar literal intact: the converter unescapes the regex metacharacters,
+# llama.cpp knows ``\\`` and ``\"``.  Other escaped punctuation (``\.``, ``\$``) llama.cpp
+# rejects in a literal, so it is written as a one-character class instead.
+_LITERAL_ESCAPES = frozenset('[]()|{}*+?\\"')
 
 
 def strict_strings(conv: SchemaConverter) -> None:
@@ -52,8 +53,9 @@ def strict_strings(conv: SchemaConverter) -> None:
 def grammar_pattern(pattern: str) -> str:
     r"""A JSON Schema ``pattern`` in the form this converter turns into a valid grammar.
 
-    Shorthand classes become explicit ones (``\d`` -> ``[0-9]``, also inside ``[...]``), a negated
-    class excludes what a JSON string cannot hold raw, and an unanchored pattern, which JSON
+    Shorthand classes become explicit ones (``\d`` -> ``[0-9]``, also inside ``[...]``), escaped
+    punctuation a one-character class (``\.`` -> ``[.]``), a negated class excludes what a JSON
+    string cannot hold raw, and an unanchored pattern, which JSON
     Schema matches anywhere in the string, gets ``^.*`` / ``.*$``.  Raises ``ValueError`` for a
     negated shorthand inside a class (``[\D]``), which has no character-class equivalent here.
     """
@@ -66,7 +68,7 @@ def grammar_pattern(pattern: str) -> str:
             if e.lower() in _SHORTHAND:
                 short = _SHORTHAND[e.lower()]
                 out.append(f"[{short}]" if e.islower() else f"[^{short}{_UNSAFE}]")
-            elif e in _CLASS_ESCAPED:  # a literal "." or "$": llama.cpp rejects "\." in a literal
+            elif not e.isalnum() and e not in _LITERAL_ESCAPES:  # "\." -> "[.]"
                 out.append("[\\^]" if e == "^" else f"[{e}]")
             else:
                 out.append(pattern[i:i + 2])
@@ -111,6 +113,8 @@ def grammar_pattern(pattern: str) -> str:
 
 # Keywords whose values are data, not schemas: a "pattern" key in there is not a pattern.
 _DATA_KEYS = frozenset(("const", "enum", "default", "examples"))
+# Keywords whose values map names to schemas: a property may be called "pattern" or "const".
+_NAMED_SCHEMAS = frozenset(("properties", "$defs", "definitions", "patternProperties"))
 
 
 def _patterns_for_grammar(node: Any) -> None:
@@ -119,6 +123,9 @@ def _patterns_for_grammar(node: Any) -> None:
         for key, value in node.items():
             if key == "pattern" and isinstance(value, str):
                 node[key] = grammar_pattern(value)
+            elif key in _NAMED_SCHEMAS and isinstance(value, dict):
+                for schema in value.values():
+                    _patterns_for_grammar(schema)
             elif key not in _DATA_KEYS:
                 _patterns_for_grammar(value)
     elif isinstance(node, list):

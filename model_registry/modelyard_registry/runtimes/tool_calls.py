@@ -72,7 +72,11 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
         alternatives.append(f"{conv._format_literal(function['name'] + ARGS_SEP)} {args}")
     if not alternatives:
         raise ValueError(f"tool_choice names {name!r}, which is not among the tools")
-    strict_strings(conv)
+    auto = choice == "auto" and name is None
+    text = "text-answer"
+    if auto and text_schema is not None:
+        text = conv.visit(conv.resolve_refs(prepared(text_schema), "text"), "text-answer")
+    strict_strings(conv)  # after the last visit: every string rule the grammar uses exists
     lit = conv._format_literal
     fences = " | ".join(lit(f) for f in FENCE_OPENS)
     frames = [f"{lit(CALL_OPEN)} call-body {lit(CALL_CLOSE)}",
@@ -81,17 +85,9 @@ def tool_grammar(tools: list[dict[str, Any]], choice: ToolChoice, name: str | No
         frames.append(f"{lit(BARE_OPEN)} call-body {lit(BARE_CLOSE)}")
     rules = [conv.format_grammar(), f"call-body ::= {' | '.join(alternatives)}",
              f"tool-call ::= {' | '.join(frames)}"]
-    if choice == "auto" and name is None:
-        if text_schema is not None:
-            text = conv.visit(conv.resolve_refs(prepared(text_schema), "text"), "text-answer")
-            strict_strings(conv)
-            rules = [conv.format_grammar(), *rules[1:]]
-        else:
-            text = "text-answer"
-            rules.append('text-answer ::= [^<{`] [^\\x00]*')
-        rules.append(f"root ::= tool-call | {text}")
-    else:
-        rules.append("root ::= tool-call")
+    if auto and text_schema is None:
+        rules.append('text-answer ::= [^<{`] [^\\x00]*')
+    rules.append(f"root ::= tool-call | {text}" if auto else "root ::= tool-call")
     return "\n".join(rules) + "\n"
 
 
