@@ -55,9 +55,9 @@ def grammar_pattern(pattern: str) -> str:
 
     Shorthand classes become explicit ones (``\d`` -> ``[0-9]``, also inside ``[...]``), escaped
     punctuation a one-character class (``\.`` -> ``[.]``), a negated class excludes what a JSON
-    string cannot hold raw, and an unanchored pattern, which JSON
-    Schema matches anywhere in the string, gets ``^.*`` / ``.*$``.  Raises ``ValueError`` for a
-    negated shorthand inside a class (``[\D]``), which has no character-class equivalent here.
+    string cannot hold raw, and an unanchored pattern, which JSON Schema matches anywhere in the
+    string, gets ``^.*`` / ``.*$``.  Raises ``ValueError`` for a negated shorthand inside a class
+    (``[\D]``), which has no character-class equivalent here.
     """
     out: list[str] = []
     i, n = 0, len(pattern)
